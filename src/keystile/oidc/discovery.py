@@ -1,0 +1,227 @@
+"""OpenID Connect Discovery 1.0 / RFC 8414 metadata, fetched and cached per issuer.
+
+Used by the DCR adapters and by the gateway. Rules:
+
+- An issuer given as its discovery URL (ending in `/.well-known/openid-configuration`, as Konnect's Curity guide
+  writes it) is used as that URL and its prefix becomes the issuer (`normalize_issuer`).
+- `{issuer}/.well-known/openid-configuration` first; when that answers 4xx, RFC 8414 §3.1
+  `{origin}/.well-known/oauth-authorization-server{issuer path}`.
+- The document's `issuer` MUST equal the configured issuer (OpenID Discovery §4.3, RFC 8414 §3.3).
+- Cached for the response's `Cache-Control: max-age`, clamped to 5 minutes – 24 hours (1 hour when absent);
+  concurrent fetches for one issuer share one request. Failures are not cached.
+
+Every failure is a `DiscoveryError` (a `KeystileError`) raised `from` the original exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from keystile.domain.errors import KeystileError
+
+__all__ = [
+    "DEFAULT_MAX_AGE",
+    "MAX_MAX_AGE",
+    "MIN_MAX_AGE",
+    "OPENID_SUFFIX",
+    "DiscoveryCache",
+    "DiscoveryError",
+    "ProviderMetadata",
+    "candidate_urls",
+    "normalize_issuer",
+]
+
+logger = logging.getLogger("keystile.oidc.discovery")
+
+OPENID_SUFFIX = "/.well-known/openid-configuration"
+OAUTH_SUFFIX = "/.well-known/oauth-authorization-server"
+MIN_MAX_AGE = 300.0
+MAX_MAX_AGE = 86400.0
+DEFAULT_MAX_AGE = 3600.0
+_MAX_AGE_RE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+
+
+class DiscoveryError(KeystileError):
+    """Issuer metadata could not be had.
+
+    Attributes:
+        issuer: the configured issuer.
+        url: the last URL tried.
+        status: the HTTP status, `None` when no response came.
+        code: `connect_error`, `timeout`, `invalid_response`, `issuer_mismatch` or `http_<status>`.
+        retryable: whether trying again later may help.
+    """
+
+    def __init__(
+        self, detail: str, *, issuer: str, url: str, code: str, status: int | None = None, retryable: bool = False
+    ) -> None:
+        super().__init__(detail)
+        self.issuer = issuer
+        self.url = url
+        self.code = code
+        self.status = status
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class ProviderMetadata:
+    """A validated discovery document."""
+
+    issuer: str
+    raw: Mapping[str, Any] = field(repr=False)
+    source_url: str = ""
+
+    def get(self, name: str) -> Any:
+        return self.raw.get(name)
+
+    def endpoint(self, name: str) -> str | None:
+        """A string-valued endpoint such as `token_endpoint`, else `None`."""
+        value = self.raw.get(name)
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def token_endpoint(self) -> str | None:
+        return self.endpoint("token_endpoint")
+
+    @property
+    def registration_endpoint(self) -> str | None:
+        return self.endpoint("registration_endpoint")
+
+    @property
+    def jwks_uri(self) -> str | None:
+        return self.endpoint("jwks_uri")
+
+
+def normalize_issuer(issuer: str) -> str:
+    """The issuer for a configured value that may be its discovery URL (suffix and a query stripped)."""
+    value = issuer.strip()
+    if value.endswith(OPENID_SUFFIX):
+        return value[: -len(OPENID_SUFFIX)]
+    return value
+
+
+def candidate_urls(issuer: str) -> list[str]:
+    """The discovery URLs to try for an issuer, in order (OpenID first, then RFC 8414 §3.1)."""
+    base = normalize_issuer(issuer)
+    parts = urlsplit(base)
+    path = parts.path.rstrip("/")
+    return [base.rstrip("/") + OPENID_SUFFIX, f"{parts.scheme}://{parts.netloc}{OAUTH_SUFFIX}{path}"]
+
+
+def _max_age(headers: httpx.Headers) -> float:
+    match = _MAX_AGE_RE.search(headers.get("cache-control", ""))
+    if match is None:
+        return DEFAULT_MAX_AGE
+    return min(MAX_MAX_AGE, max(MIN_MAX_AGE, float(match.group(1))))
+
+
+class DiscoveryCache:
+    """Per-process cache of issuer metadata; safe to share between adapters and requests.
+
+    Args:
+        clock: monotonic seconds (injectable for tests).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._entries: dict[str, tuple[ProviderMetadata, float]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def forget(self, issuer: str) -> None:
+        """Drop the cached document of an issuer (e.g. after a config change)."""
+        self._entries.pop(normalize_issuer(issuer), None)
+
+    async def get(self, issuer: str, client: httpx.AsyncClient) -> ProviderMetadata:
+        """The metadata of `issuer`, from the cache while fresh.
+
+        Raises:
+            DiscoveryError: no document could be fetched, it is not a JSON object, or its issuer differs.
+        """
+        key = normalize_issuer(issuer)
+        cached = self._entries.get(key)
+        if cached is not None and cached[1] > self._clock():
+            return cached[0]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = self._entries.get(key)
+            if cached is not None and cached[1] > self._clock():
+                return cached[0]
+            metadata, max_age = await self._fetch(key, client)
+            self._entries[key] = (metadata, self._clock() + max_age)
+            return metadata
+
+    async def _fetch(self, issuer: str, client: httpx.AsyncClient) -> tuple[ProviderMetadata, float]:
+        urls = candidate_urls(issuer)
+        for index, url in enumerate(urls):
+            response = await self._get(issuer, url, client)
+            last = index == len(urls) - 1
+            if 400 <= response.status_code < 500 and not last:
+                continue
+            if response.status_code != 200:
+                raise DiscoveryError(
+                    f"discovery at {url} answered {response.status_code}",
+                    issuer=issuer,
+                    url=url,
+                    code=f"http_{response.status_code}",
+                    status=response.status_code,
+                    retryable=response.status_code in (429, 500, 502, 503, 504),
+                )
+            return self._parse(issuer, url, response), _max_age(response.headers)
+        raise AssertionError("unreachable: the last candidate URL always returns or raises")  # pragma: no cover
+
+    @staticmethod
+    async def _get(issuer: str, url: str, client: httpx.AsyncClient) -> httpx.Response:
+        started = time.monotonic()
+        path = urlsplit(url).path
+        try:
+            response = await client.get(url, headers={"Accept": "application/json"})
+        except httpx.TimeoutException as exc:
+            logger.info("oidc discovery GET %s -> no answer (timeout)", path)
+            raise DiscoveryError(
+                f"discovery at {url} timed out", issuer=issuer, url=url, code="timeout", retryable=True
+            ) from exc
+        except httpx.HTTPError as exc:
+            logger.info("oidc discovery GET %s -> no answer (%s)", path, type(exc).__name__)
+            raise DiscoveryError(
+                f"discovery at {url} is unreachable ({type(exc).__name__})",
+                issuer=issuer,
+                url=url,
+                code="connect_error",
+                retryable=True,
+            ) from exc
+        logger.info(
+            "oidc discovery GET %s -> %s in %.0f ms", path, response.status_code, (time.monotonic() - started) * 1000
+        )
+        return response
+
+    @staticmethod
+    def _parse(issuer: str, url: str, response: httpx.Response) -> ProviderMetadata:
+        try:
+            document = json.loads(response.content)
+        except ValueError as exc:
+            raise DiscoveryError(
+                f"discovery at {url} did not answer JSON", issuer=issuer, url=url, code="invalid_response", status=200
+            ) from exc
+        if not isinstance(document, dict) or not isinstance(document.get("issuer"), str):
+            raise DiscoveryError(
+                f"discovery at {url} has no issuer", issuer=issuer, url=url, code="invalid_response", status=200
+            )
+        if document["issuer"] != issuer:
+            raise DiscoveryError(
+                f"the discovery document names issuer {document['issuer']!r}, not the configured {issuer!r}",
+                issuer=issuer,
+                url=url,
+                code="issuer_mismatch",
+                status=200,
+            )
+        return ProviderMetadata(issuer=issuer, raw=document, source_url=url)
