@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["tests.fixtures.oidc_peer"]
+
 REQUIRE_ALL = os.environ.get("KEYSTILE_REQUIRE_ALL") == "1"
 
 
