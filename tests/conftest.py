@@ -24,3 +24,6 @@ def _scrub_keystile_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("KEYSTILE_") and key != "KEYSTILE_REQUIRE_ALL" and not key.startswith("KEYSTILE_TEST_"):
             monkeypatch.delenv(key, raising=False)
+
+
+pytest_plugins += ["tests.database", "tests.api_client"]

@@ -1,0 +1,153 @@
+"""Response schemas of the Management API, for the OpenAPI document (handlers return plain dicts shaped
+exactly like these; request bodies are documented from the domain models that validate them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from keystile.domain.providers import DcrProviderCreate, DcrProviderUpdate
+from keystile.domain.strategies import AuthStrategyCreate, AuthStrategyUpdate
+
+__all__ = [
+    "AuditLogOut",
+    "AuthStrategyOut",
+    "AuthStrategyPage",
+    "DcrProviderOut",
+    "DcrProviderPage",
+    "Problem",
+    "VerifyOut",
+    "body_schema",
+]
+
+
+class PageMeta(BaseModel):
+    number: int
+    size: int
+    total: int
+
+
+class Meta(BaseModel):
+    page: PageMeta
+
+
+class InvalidParameterOut(BaseModel):
+    field: str
+    rule: str
+    reason: str
+    source: str | None = None
+    choices: list[Any] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    dependents: list[str] | None = None
+
+
+class Problem(BaseModel):
+    status: int
+    title: str
+    instance: str
+    detail: str
+    invalid_parameters: list[InvalidParameterOut] | None = None
+
+
+class DcrProviderOut(BaseModel):
+    id: str
+    name: str
+    display_name: str
+    provider_type: str
+    issuer: str
+    active: bool
+    dcr_config: dict[str, Any]
+    labels: dict[str, str]
+    created_at: str
+    updated_at: str
+
+
+class DcrProviderPage(BaseModel):
+    data: list[DcrProviderOut]
+    meta: Meta
+
+
+class ProviderSummary(BaseModel):
+    id: str
+    name: str
+    display_name: str
+    provider_type: str
+
+
+class AuthStrategyOut(BaseModel):
+    id: str
+    name: str
+    display_name: str
+    strategy_type: str
+    active: bool
+    configs: dict[str, dict[str, Any]]
+    dcr_provider: ProviderSummary | None
+    labels: dict[str, str]
+    supports_multiple_credentials: bool
+    principals: dict[str, bool]
+    created_at: str
+    updated_at: str
+
+
+class AuthStrategyPage(BaseModel):
+    data: list[AuthStrategyOut]
+    meta: Meta
+
+
+class VerifyCheckOut(BaseModel):
+    name: str
+    status: str
+    detail: str
+
+
+class VerifyOut(BaseModel):
+    status: str
+    errors: list[str]
+    warnings: list[str] | None = None
+    checks: list[VerifyCheckOut]
+
+
+class AuditActor(BaseModel):
+    type: str
+    id: str | None
+    name: str | None
+
+
+class AuditResource(BaseModel):
+    type: str
+    id: str | None
+
+
+class AuditLogOut(BaseModel):
+    id: str
+    created_at: str
+    actor: AuditActor
+    action: str
+    resource: AuditResource
+    outcome: str
+    status_code: int | None
+    trace_id: str | None
+    client_ip: str | None
+    changes: dict[str, Any]
+
+
+class AuditLogPage(BaseModel):
+    data: list[AuditLogOut]
+    meta: Meta
+
+
+_BODIES: dict[str, type[BaseModel]] = {
+    "DcrProviderCreate": DcrProviderCreate,
+    "DcrProviderUpdate": DcrProviderUpdate,
+    "AuthStrategyCreate": AuthStrategyCreate,
+    "AuthStrategyUpdate": AuthStrategyUpdate,
+}
+
+
+def body_schema(name: str) -> dict[str, Any]:
+    """`openapi_extra` declaring a JSON request body whose schema is the named domain model."""
+    schema = _BODIES[name].model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

@@ -1,0 +1,55 @@
+"""The composition root of the control plane: `create_app(settings)` builds everything; nothing at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from keystile import __version__
+from keystile.api import problems
+from keystile.api.management import audit, providers, strategies
+from keystile.api.tracing import TraceMiddleware
+from keystile.services import installation
+from keystile.services.context import Runtime
+from keystile.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+    """The control-plane ASGI app. The database must be migrated (`keystile migrate`) before it starts.
+
+    Args:
+        settings: this process's settings.
+        runtime: a prebuilt runtime (tests share one); built from `settings` when omitted and then owned.
+    """
+    owned = runtime is None
+    rt = runtime or Runtime.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await installation.ensure(rt)
+        try:
+            yield
+        finally:
+            if owned:
+                await rt.close()
+
+    app = FastAPI(
+        title="keystile Management API",
+        version=__version__,
+        description="Konnect-compatible admin API of keystile: DCR providers, auth strategies, audit log.",
+        openapi_url="/v2/openapi.json",
+        docs_url="/v2/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.state.settings = settings
+    problems.install(app)
+    for router in (providers.router, strategies.router, audit.router):
+        app.include_router(router)
+    app.add_middleware(TraceMiddleware)
+    return app

@@ -1,0 +1,182 @@
+"""`keystile` command line (Typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from keystile.domain.errors import ConfigurationError
+from keystile.settings import Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="keystile: API developer portal with DCR.")
+admin_app = typer.Typer(no_args_is_help=True, help="Admin access.")
+admin_token_app = typer.Typer(no_args_is_help=True, help="Admin personal access tokens (kpat_…).")
+keys_app = typer.Typer(no_args_is_help=True, help="The secret key that encrypts write-only secrets.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(admin_app, name="admin")
+admin_app.add_typer(admin_token_app, name="token")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings()
+        settings.check()
+    except ConfigurationError as exc:
+        typer.secho(f"keystile: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from exc
+    return settings
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.secho(f"keystile: {exc}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+async def _prepare(settings: Settings) -> None:
+    from keystile.services import installation
+    from keystile.services.context import Runtime
+    from keystile.store import migrate
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    rt = Runtime.build(settings)
+    try:
+        await migrate.upgrade(rt.engine)
+        await installation.ensure(rt)
+    finally:
+        await rt.close()
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (also done by `serve`)."""
+    settings = _settings()
+    try:
+        asyncio.run(_prepare(settings))
+    except ConfigurationError as exc:
+        raise _fail(exc) from exc
+    typer.echo("database is up to date")
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Fail when the tables in the code and the migrations disagree (`alembic check`)."""
+    from keystile.store import migrate as m
+    from keystile.store.db import create_engine
+
+    settings = _settings()
+
+    async def run() -> None:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            await m.upgrade(engine)
+            await m.check(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    typer.echo("migrations match the models")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+) -> None:
+    """Run the control plane: Management API `/v2`, Portal API `/api/v2`, pages."""
+    import uvicorn
+
+    from keystile.app import create_app
+    from keystile.logs import configure_logging
+    from keystile.services import admin_tokens
+    from keystile.services.context import Runtime
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(_prepare(settings))
+    except ConfigurationError as exc:
+        raise _fail(exc) from exc
+
+    async def first_token() -> str | None:
+        rt = Runtime.build(settings)
+        try:
+            if await admin_tokens.count(rt) == 0:
+                return (await admin_tokens.create(rt, "first admin token"))[1]
+            return None
+        finally:
+            await rt.close()
+
+    token = asyncio.run(first_token())
+    if token:
+        typer.echo(
+            "\nFirst start: an admin token was created. It is shown once; store it now:\n\n"
+            f"    {token}\n\n"
+            f"    export KPAT={token}\n"
+            f'    curl -H "Authorization: Bearer $KPAT" http://{host}:{port}/v2/dcr-providers\n',
+            err=True,
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+@admin_token_app.command("create")
+def admin_token_create(name: Annotated[str, typer.Option("--name", help="what the token is for")]) -> None:
+    """Create an admin token; it is printed once and stored only as a hash."""
+    from keystile.services import admin_tokens
+    from keystile.services.context import Runtime
+
+    settings = _settings()
+
+    async def run() -> str:
+        await _prepare(settings)
+        rt = Runtime.build(settings)
+        try:
+            return (await admin_tokens.create(rt, name))[1]
+        finally:
+            await rt.close()
+
+    try:
+        token = asyncio.run(run())
+    except ConfigurationError as exc:
+        raise _fail(exc) from exc
+    typer.echo(token)
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new random key for KEYSTILE_SECRET_KEY."""
+    typer.echo(base64.b64encode(os.urandom(32)).decode())
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    new_key_env: Annotated[str, typer.Option("--new-key-env", help="environment variable holding the new key")],
+) -> None:
+    """Re-encrypt every stored secret under a new key. Afterwards set KEYSTILE_SECRET_KEY to the new key
+    (keep the old one in KEYSTILE_OLD_SECRET_KEYS until every replica runs with the new one)."""
+    from keystile.services import keys
+
+    settings = _settings()
+    value = os.environ.get(new_key_env)
+    if not value:
+        raise _fail(ConfigurationError(f"the environment variable {new_key_env} is empty or unset"))
+    try:
+        count = asyncio.run(keys.rotate(settings, value, new_key_env))
+    except ConfigurationError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"re-encrypted {count} secrets; now set KEYSTILE_SECRET_KEY to the value of {new_key_env}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        sys.exit(130)
