@@ -543,6 +543,9 @@ class BaseProvider:
             status = response.status_code
             if 200 <= status < 300 or status in accept:
                 self._log(operation, method, path, status, sent_at, attempt, request_id)
+                # Callers that must tell "a repeated attempt" from "the first one" (RFC 7592 DELETE: 401 after a
+                # lost answer means the first attempt landed) read this.
+                response.extensions["keystile_attempt"] = attempt
                 return response
             err = self.status_error(operation, response, idempotent=idempotent, known=known)
             self._log(operation, method, path, status, sent_at, attempt, err.idp_request_id)
@@ -820,6 +823,24 @@ class BaseProvider:
         report.passed("discovery", "issuer metadata fetched; issuer matches")
         return metadata
 
+    async def trial_steps(self, app: AppMetadata, issued: IssuedClient, ref: ClientRef) -> tuple[ClientRef, list[str]]:
+        """What a trial registration checks between register and deregister; returns the (possibly updated) ref
+        and the problems found. Default: the new credentials get a token (unless the type needs a delayed probe)."""
+        problems: list[str] = []
+        if not issued.needs_probe:
+            problems += await self.trial_probe(issued.client_id, issued.client_secret, app)
+        return ref, problems
+
+    async def trial_probe(self, client_id: str, client_secret: SecretStr, app: AppMetadata) -> list[str]:
+        """Problems with a probe of fresh credentials (empty when they got a token)."""
+        try:
+            outcome = await self.probe(client_id, client_secret, app.strategy)
+        except ProviderError as exc:
+            return [f"the new client's token request failed: {exc}"]
+        if outcome is not ProbeResult.OK:
+            return [f"the new client's credentials were {outcome.value} at the token endpoint"]
+        return []
+
     async def verify_trial(self, report: VerifyReport, app: AppMetadata | None) -> None:
         """The `trial_registration` check: register, probe the new credentials, deregister.
 
@@ -833,15 +854,7 @@ class BaseProvider:
             report.failed("trial_registration", f"trial registration failed: {exc}")
             return
         ref = issued.as_ref(app.application_id, app.created_at)
-        problems: list[str] = []
-        if not issued.needs_probe:
-            try:
-                outcome = await self.probe(issued.client_id, issued.client_secret, app.strategy)
-            except ProviderError as exc:
-                problems.append(f"the new client's token request failed: {exc}")
-            else:
-                if outcome is not ProbeResult.OK:
-                    problems.append(f"the new client's credentials were {outcome.value} at the token endpoint")
+        ref, problems = await self.trial_steps(app, issued, ref)
         try:
             await self.deregister(ref)
         except ProviderError as exc:
@@ -850,9 +863,7 @@ class BaseProvider:
         if problems:
             report.failed("trial_registration", "; ".join(problems))
         else:
-            report.passed(
-                "trial_registration", f"client {issued.client_id} registered, its credentials worked, and deleted"
-            )
+            report.passed("trial_registration", f"client {issued.client_id} registered, checked and deleted")
 
 
 def _header_request_id(headers: httpx.Headers) -> str | None:
