@@ -99,7 +99,8 @@ async def test_put_rotates_secret_and_rat_and_the_old_rat_is_dead(fake):
         == f"Bearer {issued.secret_handles['registration_access_token'].get_secret_value()}"
     )
     sent = adapter.update_body(ref)
-    assert "client_secret" not in sent and sent["client_id"] == issued.client_id
+    assert "client_secret" not in sent
+    assert sent["client_id"] == issued.client_id
     new_rat = rotated.secret_handles["registration_access_token"]
     assert new_rat.get_secret_value() == fake.clients[issued.client_id]["rat"]
     assert new_rat.get_secret_value() != issued.secret_handles["registration_access_token"].get_secret_value()
@@ -192,7 +193,8 @@ async def test_rename_stays_local_and_a_redirect_change_is_a_rotation(fake):
         assert await adapter.on_event(ref, HookEvent(other, renamed)) is None
     moved = app("Orders v2", application_id=original.application_id)
     update = await adapter.on_event(ref, HookEvent("update_application", moved))
-    assert update is not None and update.client_secret is not None
+    assert update is not None
+    assert update.client_secret is not None
     put_body = fake.clients[issued.client_id]["metadata"]
     assert put_body["redirect_uris"] == []
     assert put_body["grant_types"] == ["client_credentials"]
@@ -201,7 +203,8 @@ async def test_rename_stays_local_and_a_redirect_change_is_a_rotation(fake):
     assert (
         update.secret_handles["registration_access_token"].get_secret_value() == fake.clients[issued.client_id]["rat"]
     )
-    assert adapter.capabilities.update_rotates_secret and adapter.capabilities.rotate
+    assert adapter.capabilities.update_rotates_secret
+    assert adapter.capabilities.rotate
 
 
 async def test_discovery_url_issuer_is_normalised(fake):
@@ -241,7 +244,9 @@ async def test_verify_reports_a_trial_client_it_could_not_delete(fake):
     fake.delete = lambda request, client_id: fake.error(500, "server_error", "try later")
     report = await adapter.verify(trial=True)
     trial = report.check("trial_registration")
-    assert report.status == "failed" and trial is not None and trial.status == "failed"
+    assert report.status == "failed"
+    assert trial is not None
+    assert trial.status == "failed"
     assert report.cleanup is not None
     assert report.cleanup.client_id in fake.clients
     assert report.cleanup.client_id in trial.detail
