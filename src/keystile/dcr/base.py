@@ -81,6 +81,7 @@ __all__ = [
     "backoff_delay",
     "parse_error_body",
     "parse_time",
+    "quiet_http_loggers",
     "retry_after_seconds",
     "translate_transport_error",
 ]
@@ -271,6 +272,14 @@ def retry_after_seconds(headers: httpx.Headers, now: float | None = None) -> flo
     return None
 
 
+def quiet_http_loggers() -> None:
+    """Keep `httpx` and `httpcore` at WARNING: their INFO lines carry full URLs, queries included (§1.4)."""
+    for name in ("httpx", "httpcore"):
+        log = logging.getLogger(name)
+        if log.getEffectiveLevel() < logging.WARNING or log.level < logging.WARNING:
+            log.setLevel(logging.WARNING)
+
+
 def backoff_delay(attempt: int, uniform: Callable[[float, float], float] = random.uniform) -> float:
     """Full-jitter backoff after attempt `attempt` (1-based): `uniform(0, min(8, 0.5 × 2^attempt))`."""
     return uniform(0.0, min(8.0, 0.5 * 2**attempt))
@@ -377,6 +386,7 @@ class BaseProvider:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         uniform: Callable[[float, float], float] = random.uniform,
     ) -> None:
+        quiet_http_loggers()
         self.config = config
         self.client = client
         self.tokens = token_cache

@@ -17,14 +17,13 @@ Adapters for types whose module is not installed yet are looked up lazily, so th
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from keystile.dcr.base import BaseProvider, DcrProvider, ProviderConfig, TokenCache
+from keystile.dcr.base import BaseProvider, DcrProvider, ProviderConfig, TokenCache, quiet_http_loggers
 from keystile.domain.errors import ConfigurationError
 from keystile.oidc.discovery import DiscoveryCache
 
@@ -59,14 +58,6 @@ def adapter_class(provider_type: str) -> type[BaseProvider]:
     if not (isinstance(cls, type) and issubclass(cls, BaseProvider)):  # pragma: no cover - a wiring mistake
         raise ConfigurationError(f"{target} is not a DCR adapter")
     return cls
-
-
-def quiet_http_loggers() -> None:
-    """Keep `httpx` and `httpcore` at WARNING (their INFO lines carry full URLs; §1.4)."""
-    for name in ("httpx", "httpcore"):
-        log = logging.getLogger(name)
-        if log.getEffectiveLevel() < logging.WARNING:
-            log.setLevel(logging.WARNING)
 
 
 def build_adapter(
@@ -108,7 +99,6 @@ def build_adapter(
     missing += [k for k in cls.REQUIRED_SECRETS if k not in secret_values]
     if missing:
         raise ConfigurationError(f"the {provider_type} provider {provider_id} lacks {', '.join(missing)}")
-    quiet_http_loggers()
     config = ProviderConfig(
         provider_type=provider_type, provider_id=provider_id, issuer=issuer, settings=settings, secrets=secret_values
     )

@@ -1,0 +1,189 @@
+"""`keystile.oidc.discovery`: issuer metadata fetched, checked and cached (OpenID Discovery §4, RFC 8414 §3)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from keystile.oidc.discovery import (
+    DEFAULT_MAX_AGE,
+    DiscoveryCache,
+    DiscoveryError,
+    candidate_urls,
+    normalize_issuer,
+)
+
+
+def test_issuer_normalisation_and_candidate_urls():
+    assert normalize_issuer("https://c.test/oauth/v2/oauth-anonymous/.well-known/openid-configuration") == (
+        "https://c.test/oauth/v2/oauth-anonymous"
+    )
+    assert normalize_issuer(" https://a.test/ ") == "https://a.test/"
+    assert candidate_urls("https://a.test/tenant") == [
+        "https://a.test/tenant/.well-known/openid-configuration",
+        "https://a.test/.well-known/oauth-authorization-server/tenant",
+    ]
+    assert candidate_urls("https://a.test/") == [
+        "https://a.test/.well-known/openid-configuration",
+        "https://a.test/.well-known/oauth-authorization-server",
+    ]
+
+
+class Server:
+    def __init__(self, routes):
+        self.routes = routes
+        self.seen: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request.url.path)
+        answer = self.routes.get(request.url.path)
+        if callable(answer):
+            return answer(request)
+        return answer if answer is not None else httpx.Response(404)
+
+
+def client(server):
+    return httpx.AsyncClient(transport=httpx.MockTransport(server))
+
+
+async def test_fetch_check_and_cache_with_clamped_max_age():
+    now = [0.0]
+    server = Server(
+        {
+            "/t/.well-known/openid-configuration": httpx.Response(
+                200,
+                json={
+                    "issuer": "https://a.test/t",
+                    "token_endpoint": "https://a.test/t/token",
+                    "registration_endpoint": 5,
+                },
+                headers={"Cache-Control": "public, max-age=10"},
+            )
+        }
+    )
+    cache = DiscoveryCache(clock=lambda: now[0])
+    async with client(server) as http:
+        metadata = await cache.get("https://a.test/t/.well-known/openid-configuration", http)
+        assert metadata.issuer == "https://a.test/t"
+        assert metadata.token_endpoint == "https://a.test/t/token"
+        assert metadata.registration_endpoint is None  # not a string
+        assert metadata.jwks_uri is None
+        assert metadata.get("token_endpoint") == "https://a.test/t/token"
+        assert metadata.source_url == "https://a.test/t/.well-known/openid-configuration"
+        await cache.get("https://a.test/t", http)
+        now[0] = 299.0  # max-age 10 is clamped up to 5 minutes
+        await cache.get("https://a.test/t", http)
+        assert len(server.seen) == 1
+        now[0] = 301.0
+        await cache.get("https://a.test/t", http)
+        assert len(server.seen) == 2
+        cache.forget("https://a.test/t")
+        await cache.get("https://a.test/t", http)
+        assert len(server.seen) == 3
+
+
+async def test_max_age_upper_clamp_and_default():
+    now = [0.0]
+    long_lived = Server(
+        {
+            "/.well-known/openid-configuration": httpx.Response(
+                200, json={"issuer": "https://a.test"}, headers={"cache-control": "max-age=999999"}
+            )
+        }
+    )
+    cache = DiscoveryCache(clock=lambda: now[0])
+    async with client(long_lived) as http:
+        await cache.get("https://a.test", http)
+        now[0] = 86399.0
+        await cache.get("https://a.test", http)
+        assert len(long_lived.seen) == 1
+        now[0] = 86401.0
+        await cache.get("https://a.test", http)
+        assert len(long_lived.seen) == 2
+    plain = Server({"/.well-known/openid-configuration": httpx.Response(200, json={"issuer": "https://b.test"})})
+    now[0] = 0.0
+    async with client(plain) as http:
+        await cache.get("https://b.test", http)
+        now[0] = DEFAULT_MAX_AGE - 1
+        await cache.get("https://b.test", http)
+        assert len(plain.seen) == 1
+
+
+async def test_rfc8414_fallback_on_4xx():
+    server = Server(
+        {
+            "/.well-known/oauth-authorization-server/tenant": httpx.Response(
+                200, json={"issuer": "https://a.test/tenant", "registration_endpoint": "https://a.test/reg"}
+            )
+        }
+    )
+    async with client(server) as http:
+        metadata = await DiscoveryCache().get("https://a.test/tenant", http)
+    assert metadata.registration_endpoint == "https://a.test/reg"
+    assert server.seen == ["/tenant/.well-known/openid-configuration", "/.well-known/oauth-authorization-server/tenant"]
+
+
+@pytest.mark.parametrize(
+    ("routes", "code", "status", "retryable"),
+    [
+        ({}, "http_404", 404, False),
+        ({"/.well-known/openid-configuration": httpx.Response(503)}, "http_503", 503, True),
+        ({"/.well-known/openid-configuration": httpx.Response(200, text="<html>")}, "invalid_response", 200, False),
+        ({"/.well-known/openid-configuration": httpx.Response(200, json=["x"])}, "invalid_response", 200, False),
+        (
+            {"/.well-known/openid-configuration": httpx.Response(200, json={"issuer": 5})},
+            "invalid_response",
+            200,
+            False,
+        ),
+        (
+            {"/.well-known/openid-configuration": httpx.Response(200, json={"issuer": "https://evil.test"})},
+            "issuer_mismatch",
+            200,
+            False,
+        ),
+    ],
+)
+async def test_failures(routes, code, status, retryable):
+    async with client(Server(routes)) as http:
+        with pytest.raises(DiscoveryError) as caught:
+            await DiscoveryCache().get("https://a.test", http)
+    err = caught.value
+    assert (err.code, err.status, err.retryable, err.issuer) == (code, status, retryable, "https://a.test")
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"), [(httpx.ConnectError("refused"), "connect_error"), (httpx.ReadTimeout("slow"), "timeout")]
+)
+async def test_transport_failures_are_chained(exc, code):
+    def fail(request):
+        raise exc
+
+    async with client(fail) as http:
+        with pytest.raises(DiscoveryError) as caught:
+            await DiscoveryCache().get("https://a.test", http)
+    assert caught.value.code == code
+    assert caught.value.retryable
+    assert caught.value.__cause__ is exc
+    assert caught.value.url == "https://a.test/.well-known/openid-configuration"
+
+
+async def test_concurrent_gets_share_one_fetch_and_failures_are_not_cached():
+    calls = []
+
+    async def slow(request):
+        calls.append(1)
+        await asyncio.sleep(0.01)
+        if len(calls) == 1:
+            return httpx.Response(500)
+        return httpx.Response(200, json={"issuer": "https://a.test"})
+
+    cache = DiscoveryCache()
+    async with client(slow) as http:
+        with pytest.raises(DiscoveryError):
+            await cache.get("https://a.test", http)
+        results = await asyncio.gather(*(cache.get("https://a.test", http) for _ in range(4)))
+    assert {r.issuer for r in results} == {"https://a.test"}
+    assert len(calls) == 2
