@@ -6,13 +6,14 @@ Fields are fixed; none of them can carry `Authorization`, cookies, keys, tokens,
 
 from __future__ import annotations
 
-import json
+import json.encoder
 import sys
 import time
 from typing import IO
 
 __all__ = ["AccessLog"]
 
+_quote = json.encoder.encode_basestring_ascii  # the C string encoder of json.dumps
 _FLUSH_LINES = 256
 _FLUSH_SECONDS = 0.2
 
@@ -25,7 +26,6 @@ class AccessLog:
         self._last_flush = time.time()
         self._sec = -1
         self._sec_text = ""
-        self._encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 
     def _ts(self, now: float) -> str:
         sec = int(now)
@@ -57,26 +57,18 @@ class AccessLog:
         if not self._enabled:
             return
         now = time.time()
-        line = self._encode(
-            {
-                "ts": self._ts(now),
-                "request_id": request_id,
-                "client_ip": client_ip,
-                "method": method,
-                "path": path,
-                "route": route or None,
-                "status": status,
-                "bytes_in": bytes_in,
-                "bytes_out": bytes_out,
-                "duration_ms": round(duration * 1000, 3),
-                "upstream_status": upstream_status,
-                "upstream_duration_ms": round(upstream_duration * 1000, 3) if upstream_duration is not None else None,
-                "application_id": application_id,
-                "auth_method": auth_method,
-                "auth_failure": auth_failure,
-                "config_version": config_version,
-                "user_agent": user_agent.decode("latin-1") if user_agent is not None else None,
-            }
+        q = _quote
+        line = (
+            f'{{"ts":"{self._ts(now)}","request_id":{q(request_id)},"client_ip":{q(client_ip)},'
+            f'"method":{q(method)},"path":{q(path)},"route":{q(route) if route else "null"},"status":{status},'
+            f'"bytes_in":{bytes_in},"bytes_out":{bytes_out},"duration_ms":{duration * 1000:.3f},'
+            f'"upstream_status":{upstream_status if upstream_status is not None else "null"},'
+            f'"upstream_duration_ms":{f"{upstream_duration * 1000:.3f}" if upstream_duration is not None else "null"},'
+            f'"application_id":{q(application_id) if application_id else "null"},'
+            f'"auth_method":{q(auth_method) if auth_method else "null"},'
+            f'"auth_failure":{q(auth_failure) if auth_failure else "null"},'
+            f'"config_version":{config_version if config_version is not None else "null"},'
+            f'"user_agent":{q(user_agent.decode("latin-1")) if user_agent is not None else "null"}}}'
         )
         self._lines.append(line)
         if len(self._lines) >= _FLUSH_LINES or now - self._last_flush >= _FLUSH_SECONDS:

@@ -93,6 +93,7 @@ class _Request:
         "keep_alive",
         "last_io",
         "method",
+        "out",
         "path",
         "proto",
         "read_timeout",
@@ -152,6 +153,7 @@ class _Request:
         self.read_timer: asyncio.TimerHandle | None = None
         self.read_timeout = 60.0
         self.last_io = 0.0
+        self.out: list[bytes] = []
 
     # -- request body (client → upstream) ------------------------------------------------------------
     def on_body(self, data: bytes) -> None:
@@ -227,7 +229,7 @@ class _Request:
             self.keep_alive = False
             head.append(b"Connection: close\r\n")
         head.append(b"\r\n")
-        self.proto.write(b"".join(head))
+        self.out.append(b"".join(head))
         if self.is_head:
             # httptools cannot be told a HEAD answer has no body: finish here, do not reuse the connection.
             self._finish_upstream(reuse=False)
@@ -238,25 +240,32 @@ class _Request:
         self.bytes_out += len(data)
         self.last_io = self.proto.loop.time()
         if self.resp_chunked:
-            self.proto.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.out.append(b"%x\r\n%s\r\n" % (len(data), data))
         else:
-            self.proto.write(data)
+            self.out.append(data)
 
     def up_message_complete(self, parser: Any) -> None:
         if self.resp_skip:
             self.resp_skip = False
             return
         if self.resp_chunked:
-            self.proto.write(b"0\r\n\r\n")
+            self.out.append(b"0\r\n\r\n")
         self._finish_upstream(reuse=parser.should_keep_alive() and self.body_done)
 
     def up_lost(self) -> None:
         if self.status and self.resp_close_delimited:
             if self.resp_chunked:
-                self.proto.write(b"0\r\n\r\n")
+                self.out.append(b"0\r\n\r\n")
+            self.flush()
             self._finish_upstream(reuse=False)
             return
         self._fail_upstream(502)
+
+    def flush(self) -> None:
+        """Write what the last upstream read produced in one call (head and body together)."""
+        if self.out:
+            self.proto.write(self.out[0] if len(self.out) == 1 else b"".join(self.out))
+            self.out.clear()
 
     def up_invalid(self) -> None:
         self._fail_upstream(502)
@@ -301,6 +310,7 @@ class _Request:
         self.conn = None
         if conn is not None:
             conn.abort()
+        self.out.clear()
         if self.status:
             # the answer had started: all we can do is cut the client connection
             self.keep_alive = False

@@ -29,6 +29,7 @@ class Exchange(Protocol):
     def up_message_complete(self, parser: Any) -> None: ...
     def up_lost(self) -> None: ...
     def up_invalid(self) -> None: ...
+    def flush(self) -> None: ...
     def up_pause(self) -> None: ...
     def up_resume(self) -> None: ...
 
@@ -54,14 +55,15 @@ class UpstreamConnection(asyncio.Protocol):
             # An idle connection must not talk; whatever it is, it is not reusable.
             self.close()
             return
+        ex = self.exchange
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            ex = self.exchange
             self.exchange = None
             self.close()
-            if ex is not None:
-                ex.up_invalid()
+            ex.up_invalid()
+            return
+        ex.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
