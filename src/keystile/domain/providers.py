@@ -46,8 +46,8 @@ class _Base(StrictModel):
 class DcrProviderCreate(_Base):
     name: str = Name
     display_name: str | None = Field(default=None, min_length=1, max_length=256)
-    provider_type: str
-    issuer: str = Field(max_length=256)
+    provider_type: str = Field(json_schema_extra={"enum": list(PROVIDER_TYPES)})
+    issuer: str = Field(max_length=256, json_schema_extra={"format": "uri"})
     dcr_config: dict[str, Any]
 
     @field_validator("provider_type")
@@ -67,7 +67,7 @@ class DcrProviderCreate(_Base):
 
 
 class DcrProviderUpdate(_Base):
-    name: str | None = Name
+    name: str | None = Field(default=None, min_length=1, max_length=256)
     display_name: str | None = Field(default=None, min_length=1, max_length=256)
     issuer: str | None = Field(default=None, max_length=256)
     dcr_config: dict[str, Any] | None = None

@@ -86,7 +86,7 @@ def _item_for(err: Any, source: str, prefix: Sequence[str | int]) -> InvalidPara
     if kind in _TYPE_RULES:
         rule, text = _TYPE_RULES[kind]
         return InvalidParameter(field, rule, f"{field} {text}", source)
-    if kind in ("literal_error", "enum"):
+    if kind in ("literal_error", "enum") and "expected" in ctx:
         choices = _choices(ctx.get("expected", ""))
         return InvalidParameter(field, "enum", f"{field} must be one of: {', '.join(choices)}", source, choices=choices)
     if kind == "string_too_short":

@@ -41,9 +41,12 @@ def diff(before: dict[str, Any], after: dict[str, Any], secret_keys: Container[s
     out: dict[str, Any] = {}
 
     def walk(prefix: str, a: Any, b: Any) -> None:
-        if isinstance(a, dict) and isinstance(b, dict) and prefix.split(".")[0] in ("dcr_config", "configs"):
-            for key in sorted(set(a) | set(b)):
-                walk(f"{prefix}.{key}", a.get(key), b.get(key))
+        nested = prefix.split(".")[0] in ("dcr_config", "configs")
+        if nested and (isinstance(a, dict) or isinstance(b, dict)):
+            a_map = a if isinstance(a, dict) else {}
+            b_map = b if isinstance(b, dict) else {}
+            for key in sorted(set(a_map) | set(b_map)):
+                walk(f"{prefix}.{key}", a_map.get(key), b_map.get(key))
             return
         if a == b:
             return

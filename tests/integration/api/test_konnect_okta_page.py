@@ -67,7 +67,9 @@ async def test_the_page_flow_with_the_brace_and_openid_connect(api):
     assert "my_dcr_token" not in r.text
 
     bad = await api.client.post(
-        "/v2/application-auth-strategies", content=strategy_body("okta", provider["id"]), headers=page_headers(api.token)
+        "/v2/application-auth-strategies",
+        content=strategy_body("okta", provider["id"]),
+        headers=page_headers(api.token),
     )
     assert bad.status_code == 400
     assert bad.json()["invalid_parameters"] == [
@@ -76,7 +78,7 @@ async def test_the_page_flow_with_the_brace_and_openid_connect(api):
             "rule": "enum",
             "choices": ["openid_connect", "key_auth"],
             "source": "body",
-            "reason": "'okta' is not a strategy type. For Okta DCR use \"strategy_type\": \"openid_connect\" and set "
+            "reason": '\'okta\' is not a strategy type. For Okta DCR use "strategy_type": "openid_connect" and set '
             '"dcr_provider_id" to the id of your okta DCR provider.',
         }
     ]
