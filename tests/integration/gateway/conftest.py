@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 import hashlib
 import io
 import json
@@ -187,7 +188,11 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
         await node.start()
         gw = RunningGateway(
             node=node,
-            client=httpx.AsyncClient(base_url=f"http://127.0.0.1:{node.proxy_port}", timeout=10),
+            client=httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{node.proxy_port}",
+                timeout=10,
+                cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),  # tests send cookies explicitly
+            ),
             status=httpx.AsyncClient(base_url=f"http://127.0.0.1:{node.status_port}", timeout=10),
             log=log,
             config_path=config_path,
