@@ -1,0 +1,60 @@
+"""Fixtures of the DCR integration tests: a real HTTP client and the RFC 7591 servers the same tests run against.
+
+`rfc7591_server` hides what is server-specific. It is parametrised over the real servers keystile is tested with:
+today the oidc-provider peer (tests/idp); keystile's built-in IdP joins by adding a param and its branch below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=5.0)
+
+
+@dataclass(frozen=True)
+class Rfc7591Server:
+    """What the RFC 7591 tests need to know about a server.
+
+    Attributes:
+        static_iat: a reusable initial access token whose clients keep their secret on PUT.
+        rotating_iat: a reusable initial access token whose clients get a new secret on every PUT.
+        admin_client_id / admin_client_secret / admin_scope: a client whose client-credentials token of
+            `admin_scope` is accepted as a single-use initial access token.
+        api_audience: the `aud` of the access tokens issued to registered clients.
+    """
+
+    name: str
+    issuer: str
+    api_audience: str
+    static_iat: str
+    rotating_iat: str
+    admin_client_id: str
+    admin_client_secret: str
+    admin_scope: str = "dcr"
+
+
+@pytest.fixture(params=[pytest.param("oidc-provider", marks=pytest.mark.node)])
+def rfc7591_server(request: pytest.FixtureRequest) -> Rfc7591Server:
+    if request.param == "oidc-provider":
+        peer = request.getfixturevalue("oidc_peer")
+        return Rfc7591Server(
+            name="oidc-provider",
+            issuer=peer.issuer,
+            api_audience=peer.api_audience,
+            static_iat=peer.plain_iat,
+            rotating_iat=peer.rotating_iat,
+            admin_client_id=peer.admin_client_id,
+            admin_client_secret=peer.admin_client_secret,
+        )
+    raise AssertionError(f"no such server {request.param}")  # pragma: no cover
+
+
+@pytest.fixture
+async def http_client() -> AsyncIterator[httpx.AsyncClient]:
+    """A real HTTP client with the contract's timeouts (§1.4), closed after the test."""
+    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+        yield client
