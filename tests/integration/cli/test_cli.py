@@ -1,0 +1,114 @@
+"""The `keystile` command line, run as a user runs it (subprocesses on a temporary data folder)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+KEYSTILE = [sys.executable, "-m", "keystile.cli"]
+
+
+def run(args: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*KEYSTILE, *args], env=env, capture_output=True, text=True, timeout=60, **kw)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTILE_")}
+    e["KEYSTILE_DATA_DIR"] = str(tmp_path / "data")
+    return e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_prints_a_first_admin_token_once_and_it_works(env):
+    port = free_port()
+    proc = subprocess.Popen([*KEYSTILE, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        token = None
+        deadline = time.monotonic() + 30
+        assert proc.stderr is not None
+        while time.monotonic() < deadline and token is None:
+            line = proc.stderr.readline()
+            match = re.search(r"^\s+(kpat_[A-Za-z0-9_-]{43})$", line)
+            if match:
+                token = match.group(1)
+        assert token, "no first admin token printed"
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/v2/dcr-providers", headers={"Authorization": token})
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        assert r.status_code == 200
+        assert r.json()["meta"]["page"]["total"] == 0
+        assert "x-keystile-trace-id" in r.headers
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
+    # second start: no new token printed
+    again = subprocess.Popen(
+        [*KEYSTILE, "serve", "--port", str(free_port())], env=env, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(3)
+    again.send_signal(signal.SIGINT)
+    _, err = again.communicate(timeout=15)
+    assert "kpat_" not in err
+    assert (Path(env["KEYSTILE_DATA_DIR"]) / "secret.key").exists()
+
+
+def test_admin_token_create_and_migrate(env):
+    assert run(["migrate"], env).returncode == 0
+    out = run(["admin", "token", "create", "--name", "ci"], env)
+    assert out.returncode == 0, out.stderr
+    assert re.fullmatch(r"kpat_[A-Za-z0-9_-]{43}\n", out.stdout)
+
+
+def test_refuses_insecure_settings_with_a_message(env):
+    env = {**env, "KEYSTILE_PUBLIC_URL": "https://portal.example.com"}
+    out = run(["migrate"], env)
+    assert out.returncode == 2
+    assert "KEYSTILE_SECRET_KEY is required" in out.stderr
+
+
+def test_keys_rotate_reencrypts_everything(env):
+    old = base64.b64encode(os.urandom(32)).decode()
+    new = base64.b64encode(os.urandom(32)).decode()
+    env = {**env, "KEYSTILE_SECRET_KEY": old}
+    assert run(["migrate"], env).returncode == 0
+    seed = (
+        "import asyncio\n"
+        "from keystile.settings import Settings\n"
+        "from keystile.services.context import Runtime, SYSTEM\n"
+        "from keystile.services import providers\n"
+        "async def main():\n"
+        "    rt = Runtime.build(Settings())\n"
+        "    async with rt.unit(SYSTEM) as ctx:\n"
+        "        await providers.create(ctx, {'name': 'p', 'provider_type': 'okta', 'issuer': 'https://x.example.com',"
+        " 'dcr_config': {'dcr_token': 'tok-1'}})\n"
+        "    await rt.close()\n"
+        "asyncio.run(main())\n"
+    )
+    assert subprocess.run([sys.executable, "-c", seed], env=env, timeout=60).returncode == 0
+    out = run(["keys", "rotate", "--new-key-env", "NEW_KEY"], {**env, "NEW_KEY": new})
+    assert out.returncode == 0, out.stderr
+    assert "re-encrypted 2 secrets" in out.stdout  # the provider's dcr_token and the shared cache key
+    # the new key alone now opens the database; the old one alone is refused
+    assert run(["migrate"], {**env, "KEYSTILE_SECRET_KEY": new}).returncode == 0
+    refused = run(["migrate"], {**env, "KEYSTILE_SECRET_KEY": old})
+    assert refused.returncode == 2
+    assert "does not match" in refused.stderr
