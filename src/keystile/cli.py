@@ -11,6 +11,8 @@ from typing import Annotated
 import typer
 
 from keystile.domain.errors import ConfigurationError
+from keystile.gateway import cli as gateway_cli
+from keystile.idp import cli as idp_cli
 from keystile.settings import Settings
 
 __all__ = ["app", "main"]
@@ -24,6 +26,8 @@ app.add_typer(admin_app, name="admin")
 admin_app.add_typer(admin_token_app, name="token")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+gateway_cli.register(app)
+idp_cli.register(app)
 
 
 def _settings() -> Settings:
