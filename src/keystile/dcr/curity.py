@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from pydantic import SecretStr
 
 from keystile.dcr.rfc7591 import Rfc7591Provider
-from keystile.dcr.types import Capabilities, ClientRef, VerifyReport
+from keystile.dcr.types import ClientRef, VerifyReport
 from keystile.domain.errors import ProviderError
 
 __all__ = ["CurityProvider"]
@@ -31,17 +31,11 @@ class CurityProvider(Rfc7591Provider):
     REQUIRED_SECRETS: ClassVar[tuple[str, ...]] = ("initial_client_secret",)
     MACHINE_RESPONSE_TYPES: ClassVar[list[str] | None] = None
     ENDPOINT_SETTING: ClassVar[str | None] = None
-    CAPABILITIES: ClassVar[Capabilities] = Capabilities(
-        rotate=True, update_rotates_secret=True, events=frozenset({"update_application"})
-    )
 
     @property
     def rotates_on_put(self) -> bool:
+        """Every Curity PUT rotates the secret (and the RAT): `rotate` and `update_rotates_secret` hold."""
         return True
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.CAPABILITIES
 
     @property
     def iat_client(self) -> tuple[str, SecretStr, str] | None:

@@ -398,6 +398,9 @@ class Rfc7591Provider(BaseProvider):
                 rotated = await self.rotate_secret(ref)
             except ProviderError as exc:
                 problems.append(f"the PUT did not rotate the secret: {exc}")
+                landed = exc.extra.get("update")
+                if isinstance(landed, ClientUpdate):  # the PUT landed: its new RAT deletes the client
+                    ref = landed.apply(ref)
             else:
                 ref = rotated.apply(ref)
                 problems += await self.trial_probe(issued.client_id, rotated.client_secret, app)
