@@ -26,8 +26,8 @@ $(UV):
 
 deps: .venv/.synced ## install the Python dependencies (uv.lock) into .venv
 
-demo: deps ## run the all-in-one demo (SQLite, built-in IdP, gateway, sample upstream)
-	@$(RUN) keystile demo
+demo: deps ## run keystile on the embedded defaults (SQLite in ./keystile-data)
+	@$(RUN) keystile serve
 
 serve: deps ## run the control plane on the defaults (SQLite in ./keystile-data)
 	@$(RUN) keystile serve
