@@ -35,6 +35,9 @@ async def ensure(runtime: Runtime) -> Installation:
                 )
             }
             session.add(row)
+            from keystile.services.portals import create_default  # portals imports this module
+
+            await create_default(session)
             await session.commit()
             return row
         try:

@@ -1,24 +1,36 @@
 """Who references providers and strategies: the `active` flags and the 409s on delete.
 
-Portal product versions, portals and applications arrive with the portal issue; each adds its
-reference query here, so `active` and the delete guards stay in one place.
+A strategy is active when a portal product version offers it; it is referenced by portal product versions,
+portal defaults and applications. Every reference query lives here, so `active` and the delete guards agree.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from keystile.services.context import Ctx
-from keystile.store.models import AuthStrategy
+from keystile.store.models import (
+    ApiProduct,
+    Application,
+    AuthStrategy,
+    Portal,
+    PortalProductVersion,
+    ProductVersion,
+)
 
 __all__ = ["active_provider_ids", "active_strategy_ids", "strategy_application_count", "strategy_referrers"]
 
 
 async def active_strategy_ids(ctx: Ctx) -> set[uuid.UUID]:
-    """Strategies attached to a portal product version (none can be before portals exist)."""
-    return set()
+    """Strategies attached to any portal product version."""
+    rows = await ctx.session.execute(
+        select(PortalProductVersion.auth_strategy_id)
+        .where(PortalProductVersion.auth_strategy_id.isnot(None))
+        .distinct()
+    )
+    return {r[0] for r in rows if r[0] is not None}
 
 
 async def active_provider_ids(ctx: Ctx) -> set[uuid.UUID]:
@@ -36,9 +48,38 @@ async def active_provider_ids(ctx: Ctx) -> set[uuid.UUID]:
 
 async def strategy_referrers(ctx: Ctx, strategy_id: uuid.UUID) -> list[str]:
     """Human-readable names of what references a strategy (portal versions, portal defaults, applications)."""
-    return []
+    out: list[str] = []
+    versions = await ctx.session.execute(
+        select(Portal.name, ApiProduct.name, ProductVersion.name, PortalProductVersion.id)
+        .join(Portal, Portal.id == PortalProductVersion.portal_id)
+        .join(ProductVersion, ProductVersion.id == PortalProductVersion.product_version_id)
+        .join(ApiProduct, ApiProduct.id == ProductVersion.product_id)
+        .where(PortalProductVersion.auth_strategy_id == strategy_id)
+        .order_by(PortalProductVersion.created_at, PortalProductVersion.id)
+        .limit(20)
+    )
+    for portal, product, version, ppv_id in versions:
+        out.append(f"product version {product!r} {version!r} in portal {portal!r} ({ppv_id})")
+    portals = await ctx.session.execute(
+        select(Portal.name, Portal.id)
+        .where(Portal.default_application_auth_strategy_id == strategy_id)
+        .order_by(Portal.created_at, Portal.id)
+        .limit(20)
+    )
+    for name, pid in portals:
+        out.append(f"portal {name!r} ({pid}) as its default application auth strategy")
+    apps = await ctx.session.execute(
+        select(Application.name, Application.id)
+        .where(Application.auth_strategy_id == strategy_id)
+        .order_by(Application.created_at, Application.id)
+        .limit(20)
+    )
+    for name, aid in apps:
+        out.append(f"application {name!r} ({aid})")
+    return out
 
 
 async def strategy_application_count(ctx: Ctx, strategy_id: uuid.UUID) -> int:
     """Applications created on a strategy."""
-    return 0
+    stmt = select(func.count()).select_from(Application).where(Application.auth_strategy_id == strategy_id)
+    return int((await ctx.session.execute(stmt)).scalar_one())
