@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from keystile import __version__
 from keystile.api import problems
 from keystile.api.management import audit, portals, products, providers, strategies
+from keystile.api.portal import developer as portal_developer
 from keystile.api.tracing import TraceMiddleware
 from keystile.services import installation
 from keystile.services.context import Runtime
@@ -49,7 +50,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.runtime = rt
     app.state.settings = settings
     problems.install(app)
-    for router in (providers.router, strategies.router, audit.router, products.router, portals.router):
+    for router in (providers.router, strategies.router, audit.router, products.router, portals.router, portal_developer.router):
         app.include_router(router)
     app.add_middleware(TraceMiddleware)
     return app

@@ -1,0 +1,1 @@
+"""The Portal API `/api/v2` (contracts/portal-api.md)."""
