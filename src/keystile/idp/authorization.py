@@ -6,8 +6,9 @@
 - RFC 7591 registration: `ClientRegistrationEndpoint`, guarded by an initial access token (a static one, or a
   single-use token the admin client minted with scope `dcr`, like the `oidc-provider` peer of
   contracts/dcr-providers.md §4.1);
-- RFC 7592 management: `ClientConfigurationEndpoint`; every PUT issues a new client secret and a new
-  registration access token;
+- RFC 7592 management: `ClientConfigurationEndpoint`; every PUT issues a new registration access token and a
+  new client secret (except for clients registered with a *plain* static IAT, which keep theirs, like the
+  peer's `plain_iat` clients);
 - RFC 7662 introspection: `IntrospectionEndpoint`, for any registered client.
 
 Protocol code only: requests come in as Authlib request objects (`FormRequest`, `JsonBodyRequest`), built by
@@ -150,6 +151,8 @@ class JsonBodyRequest(JsonRequest):  # type: ignore[misc]  # authlib ships no ty
         self.registration_access_token: str | None = None
         #: set on PUT: the new client secret the response carries
         self.new_client_secret: str | None = None
+        #: set at registration by the initial access token: whether the client's secret rotates on every PUT
+        self.rotates_secret = True
 
 
 def _bearer(headers: Mapping[str, str]) -> str:
@@ -226,11 +229,13 @@ class _RegistrationEndpoint(ClientRegistrationEndpoint):  # type: ignore[misc]  
             InvalidTokenError: missing, unknown, expired or already used (401).
         """
         token = _bearer(request.headers)
-        if self.idp.store.is_static_initial_access_token(token):
-            return "static"
+        rotates = self.idp.store.static_initial_access_token(token)
+        if rotates is not None:
+            request.rotates_secret = rotates
+            return "static initial access token" if rotates else "plain initial access token"
         claims = self.idp.verify_access_token(token)
         if claims is not None and self.idp.is_minted_initial_access_token(claims):
-            return "minted"
+            return "minted initial access token"
         raise InvalidTokenError("the initial access token is unknown, expired or already used")
 
     def get_server_metadata(self) -> dict[str, Any]:
@@ -246,6 +251,7 @@ class _RegistrationEndpoint(ClientRegistrationEndpoint):  # type: ignore[misc]  
             metadata=client_metadata,
             issued_at=client_info["client_id_issued_at"],
             registration_access_token=rat,
+            rotates_secret=request.rotates_secret,
         )
         request.registration_access_token = rat
         log.info("idp registered client %s (%s)", row.client_id, request.credential)
@@ -292,15 +298,16 @@ class _ConfigurationEndpoint(ClientConfigurationEndpoint):  # type: ignore[misc]
         log.info("idp deleted client %s", client.client_id)
 
     def update_client(self, client: IdpClient, client_metadata: dict[str, Any], request: JsonBodyRequest) -> IdpClient:
-        """RFC 7592 §2.2: the request replaces the metadata; a new secret and a new RAT are always issued."""
-        new_secret = self.generate_client_secret()
+        """RFC 7592 §2.2: the request replaces the metadata; a new RAT is always issued, and a new secret unless
+        the client was registered with a plain initial access token."""
+        new_secret = self.generate_client_secret() if client.row.rotates_secret else None
         new_rat = secrets.token_urlsafe(32)
         row = self.idp.store.update_client(client.client_id, client_metadata, new_secret, new_rat)
         if row is None:
             raise InvalidClientError(status_code=401, description="The client does not exist on this server.")
         request.new_client_secret = new_secret
         request.registration_access_token = new_rat
-        log.info("idp updated client %s (secret and registration access token rotated)", row.client_id)
+        log.info("idp updated client %s (rotated: secret %s, RAT yes)", row.client_id, new_secret is not None)
         return IdpClient(row)
 
     @staticmethod

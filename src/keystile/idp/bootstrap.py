@@ -25,12 +25,14 @@ FACTS_FILE = "idp.json"
 class IdpFacts:
     """What a client of the IdP needs to know; written to `idp.json`.
 
-    `plain_iat` and `rotating_iat` (the key names of the `oidc-provider` peer's start line) are both the
-    static initial access token: every client of this IdP gets a new secret on each RFC 7592 PUT.
+    `initial_access_token` (also written as `rotating_iat`, the key name of the `oidc-provider` peer's start
+    line) registers clients that get a new secret on each RFC 7592 PUT; `plain_iat` registers clients that keep
+    their secret on PUT.
     """
 
     issuer: str
     initial_access_token: str = field(repr=False)
+    plain_iat: str = field(repr=False)
     admin_client_id: str
     admin_client_secret: str = field(repr=False)
     api_audience: str
@@ -43,7 +45,6 @@ class IdpFacts:
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["plain_iat"] = self.initial_access_token
         data["rotating_iat"] = self.initial_access_token
         return data
 
@@ -66,7 +67,8 @@ def bootstrap(config: IdpConfig, store: IdpStore) -> IdpFacts:
     """Put the admin client and the static initial access tokens in the store; write and return the facts."""
     previous = read_facts(config.data_dir)
     iats = list(config.initial_access_tokens) or [_kept(previous, "initial_access_token") or secrets.token_urlsafe(32)]
-    store.set_static_initial_access_tokens(iats)
+    plain = list(config.plain_initial_access_tokens) or [_kept(previous, "plain_iat") or secrets.token_urlsafe(32)]
+    store.set_static_initial_access_tokens(rotating=iats, plain=plain)
 
     admin_secret = config.admin_client_secret
     if admin_secret is None and previous.get("admin_client_id") == config.admin_client_id:
@@ -86,6 +88,7 @@ def bootstrap(config: IdpConfig, store: IdpStore) -> IdpFacts:
     facts = IdpFacts(
         issuer=config.issuer,
         initial_access_token=iats[0],
+        plain_iat=plain[0],
         admin_client_id=config.admin_client_id,
         admin_client_secret=admin_secret,
         api_audience=config.api_audience,

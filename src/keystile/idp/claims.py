@@ -1,12 +1,15 @@
 """Client metadata rules of the built-in IdP, on Authlib's RFC 7591 `ClientMetadataClaims`.
 
-The IdP has no authorization endpoint (machine-to-machine only), so:
+The IdP has no authorization endpoint (no user login: machine-to-machine only). It still records the
+registration of a keystile application that has a redirect URI (`grant_types: ["authorization_code",
+"client_credentials"]`, `response_types: ["code"]`, `redirect_uris`), as any RFC 7591 server would, but such a
+client can only use client credentials here: discovery advertises only what works. The rules:
 
-- `grant_types` may only hold `client_credentials` (the default when omitted: RFC 7591 §2 lets a server
-  substitute a value);
-- `response_types` must be `[]`: omitted, RFC 7591 §2 defaults it to `["code"]`, which needs
-  `redirect_uris` (400 `invalid_redirect_uri` without them, as `oidc-provider` answers) and which this
-  server does not support anyway (400 `invalid_client_metadata`);
+- `grant_types` ⊆ {`client_credentials`, `authorization_code`}; omitted → `["client_credentials"]` (RFC 7591 §2
+  lets a server substitute a value);
+- `response_types` ⊆ {`code`}, and `code` exactly when `authorization_code` is asked for (RFC 7591 §2.1);
+  omitted, RFC 7591 §2 defaults it to `["code"]`, which needs `redirect_uris`: 400 `invalid_redirect_uri`
+  without them, as `oidc-provider` answers. A machine client sends `response_types: []`;
 - `scope` must name API scopes of the server; `dcr` is reserved for the admin client. Omitted, the client
   gets every API scope;
 - `token_endpoint_auth_method` is `client_secret_basic` (default) or `client_secret_post`.
@@ -21,7 +24,10 @@ from authlib.oauth2.rfc7591 import ClientMetadataClaims, InvalidClientMetadataEr
 from keystile.idp.config import DCR_SCOPE
 from keystile.idp.models import SUPPORTED_AUTH_METHODS, scope_words
 
-__all__ = ["IdpClientMetadataClaims"]
+__all__ = ["REGISTRABLE_GRANT_TYPES", "IdpClientMetadataClaims"]
+
+#: Grant types a registration may carry (only `client_credentials` is served by the token endpoint).
+REGISTRABLE_GRANT_TYPES = ("client_credentials", "authorization_code")
 
 
 def _safe(text: str) -> str:
@@ -61,27 +67,24 @@ class IdpClientMetadataClaims(ClientMetadataClaims):  # type: ignore[misc]  # au
         if "grant_types" not in self:
             self["grant_types"] = ["client_credentials"]
         grant_types = self["grant_types"]
-        supported = self._server("grant_types_supported")
-        if not _is_str_list(grant_types) or not grant_types or not set(grant_types) <= set(supported):
-            raise InvalidClientMetadataError(f"grant_types must be a non-empty subset of {supported}")
+        if not _is_str_list(grant_types) or not grant_types or not set(grant_types) <= set(REGISTRABLE_GRANT_TYPES):
+            raise InvalidClientMetadataError(
+                f"grant_types must be a non-empty subset of {', '.join(REGISTRABLE_GRANT_TYPES)}"
+            )
 
     def validate_response_types(self) -> None:
         # RFC 7591 §2: "If omitted, the default is that the client will use only the code response type."
         response_types = self.get("response_types", ["code"])
-        if not _is_str_list(response_types):
-            raise InvalidClientMetadataError("response_types must be an array of strings")
-        if not response_types:
-            self["response_types"] = []
-            return
+        if not _is_str_list(response_types) or not set(response_types) <= {"code"}:
+            raise InvalidClientMetadataError("response_types must be [] (or [code] with authorization_code)")
         if "code" in response_types and not self.get("redirect_uris"):
             raise InvalidRedirectURIError(
                 "redirect_uris is required for response_types code (send response_types: [] for a machine client)"
             )
-        supported = self._server("response_types_supported")
-        if not all(rt in supported for rt in response_types):
-            raise InvalidClientMetadataError(
-                "this server has no authorization endpoint: response_types must be [] (client_credentials only)"
-            )
+        # RFC 7591 §2.1: authorization_code goes with the code response type, and only with it
+        if ("code" in response_types) != ("authorization_code" in self["grant_types"]):
+            raise InvalidClientMetadataError("response_types code and grant_types authorization_code go together")
+        self["response_types"] = list(response_types)
 
     def validate_scope(self) -> None:
         scope = self.get("scope")

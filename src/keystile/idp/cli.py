@@ -34,6 +34,7 @@ def _serve(
     scopes: tuple[str, ...] = DEFAULT_SCOPES,
     token_ttl: int = DEFAULT_TOKEN_TTL,
     initial_access_tokens: tuple[str, ...] = (),
+    plain_initial_access_tokens: tuple[str, ...] = (),
     admin_client_id: str = DEFAULT_ADMIN_CLIENT_ID,
     admin_client_secret: str | None = None,
 ) -> None:
@@ -48,6 +49,7 @@ def _serve(
             scopes=scopes,
             access_token_ttl=token_ttl,
             initial_access_tokens=initial_access_tokens,
+            plain_initial_access_tokens=plain_initial_access_tokens,
             admin_client_id=admin_client_id,
             admin_client_secret=admin_client_secret,
         )
@@ -96,6 +98,14 @@ def build_idp_cli() -> typer.Typer:
                 show_envvar=True,
             ),
         ] = None,
+        plain_initial_access_token: Annotated[
+            list[str] | None,
+            typer.Option(
+                envvar="KEYSTILE_IDP_PLAIN_INITIAL_ACCESS_TOKEN",
+                help="a static initial access token whose clients keep their secret on PUT (repeatable)",
+                show_envvar=True,
+            ),
+        ] = None,
         admin_client_id: Annotated[str, typer.Option(help="the client that mints IATs with scope dcr")] = (
             DEFAULT_ADMIN_CLIENT_ID
         ),
@@ -119,6 +129,7 @@ def build_idp_cli() -> typer.Typer:
             scopes=tuple(scope or DEFAULT_SCOPES),
             token_ttl=token_ttl,
             initial_access_tokens=tuple(initial_access_token or ()),
+            plain_initial_access_tokens=tuple(plain_initial_access_token or ()),
             admin_client_id=admin_client_id,
             admin_client_secret=admin_client_secret,
         )

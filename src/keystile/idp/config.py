@@ -57,8 +57,11 @@ class IdpConfig:
         scopes: the API scopes clients may register and request (`dcr` is reserved for the admin client).
         access_token_ttl: lifetime of access tokens in seconds; a retired signing key stays published this
             long (plus a minute of clock leeway) after a rotation.
-        initial_access_tokens: static initial access tokens (RFC 7591 §3) accepted for registration; when
-            empty, one is generated at the first start and kept in `idp.json`.
+        initial_access_tokens: static initial access tokens (RFC 7591 §3) accepted for registration; clients
+            registered with them get a new secret on every RFC 7592 PUT. When empty, one is generated at the
+            first start and kept in `idp.json`.
+        plain_initial_access_tokens: static initial access tokens whose clients keep their secret on PUT (for
+            an `rfc7591` provider with `rotates_secret_on_put: false`); generated likewise when empty.
         admin_client_id: the admin client that mints single-use initial access tokens with scope `dcr`.
         admin_client_secret: its secret; when `None`, one is generated at the first start and kept.
     """
@@ -70,6 +73,7 @@ class IdpConfig:
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     access_token_ttl: int = 3600
     initial_access_tokens: tuple[str, ...] = ()
+    plain_initial_access_tokens: tuple[str, ...] = ()
     admin_client_id: str = DEFAULT_ADMIN_CLIENT_ID
     admin_client_secret: str | None = field(default=None, repr=False)
 
@@ -90,8 +94,10 @@ class IdpConfig:
             raise ConfigurationError("idp scopes must be non-empty words without spaces")
         if self.access_token_ttl < 60:
             raise ConfigurationError("idp access token lifetime must be at least 60 seconds")
-        if any(len(t) < 16 for t in self.initial_access_tokens):
+        if any(len(t) < 16 for t in (*self.initial_access_tokens, *self.plain_initial_access_tokens)):
             raise ConfigurationError("idp initial access tokens must be at least 16 characters long")
+        if set(self.initial_access_tokens) & set(self.plain_initial_access_tokens):
+            raise ConfigurationError("an idp initial access token cannot be both rotating and plain")
         if self.admin_client_secret is not None and len(self.admin_client_secret) < 16:
             raise ConfigurationError("idp admin client secret must be at least 16 characters long")
 

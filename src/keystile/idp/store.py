@@ -33,10 +33,12 @@ CREATE TABLE IF NOT EXISTS clients (
     rat_hash TEXT,
     metadata TEXT NOT NULL,
     issued_at INTEGER NOT NULL,
-    is_admin INTEGER NOT NULL DEFAULT 0
+    is_admin INTEGER NOT NULL DEFAULT 0,
+    rotates_secret INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS initial_access_tokens (
     token_hash TEXT PRIMARY KEY,
+    rotates_secret INTEGER NOT NULL,
     created_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tokens (
@@ -72,6 +74,8 @@ class ClientRow:
     metadata: dict[str, Any]
     issued_at: int
     is_admin: bool
+    #: a new client secret on every RFC 7592 PUT (inherited from the initial access token used to register)
+    rotates_secret: bool = True
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,7 @@ class IdpStore:
             metadata=json.loads(row["metadata"]),
             issued_at=row["issued_at"],
             is_admin=bool(row["is_admin"]),
+            rotates_secret=bool(row["rotates_secret"]),
         )
 
     def get_client(self, client_id: str) -> ClientRow | None:
@@ -144,6 +149,7 @@ class IdpStore:
         metadata: dict[str, Any],
         issued_at: int,
         registration_access_token: str | None,
+        rotates_secret: bool = True,
     ) -> ClientRow:
         row = ClientRow(
             client_id=client_id,
@@ -152,12 +158,13 @@ class IdpStore:
             metadata=metadata,
             issued_at=issued_at,
             is_admin=False,
+            rotates_secret=rotates_secret,
         )
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO clients (client_id, secret_hash, rat_hash, metadata, issued_at, is_admin)"
-                " VALUES (?, ?, ?, ?, ?, 0)",
-                (row.client_id, row.secret_hash, row.rat_hash, json.dumps(metadata), issued_at),
+                "INSERT INTO clients (client_id, secret_hash, rat_hash, metadata, issued_at, is_admin, rotates_secret)"
+                " VALUES (?, ?, ?, ?, ?, 0, ?)",
+                (row.client_id, row.secret_hash, row.rat_hash, json.dumps(metadata), issued_at, int(rotates_secret)),
             )
         return row
 
@@ -172,13 +179,20 @@ class IdpStore:
             )
 
     def update_client(
-        self, client_id: str, metadata: dict[str, Any], client_secret: str, registration_access_token: str
+        self, client_id: str, metadata: dict[str, Any], client_secret: str | None, registration_access_token: str
     ) -> ClientRow | None:
-        """Replace a client's metadata, secret and registration access token (RFC 7592 §2.2 PUT)."""
+        """Replace a client's metadata and registration access token, and its secret unless `None` (RFC 7592
+        §2.2 PUT)."""
         with self._write() as conn:
             cursor = conn.execute(
-                "UPDATE clients SET metadata = ?, secret_hash = ?, rat_hash = ? WHERE client_id = ? AND is_admin = 0",
-                (json.dumps(metadata), secret_hash(client_secret), secret_hash(registration_access_token), client_id),
+                "UPDATE clients SET metadata = ?, secret_hash = COALESCE(?, secret_hash), rat_hash = ?"
+                " WHERE client_id = ? AND is_admin = 0",
+                (
+                    json.dumps(metadata),
+                    None if client_secret is None else secret_hash(client_secret),
+                    secret_hash(registration_access_token),
+                    client_id,
+                ),
             )
             if cursor.rowcount != 1:
                 return None
@@ -194,22 +208,25 @@ class IdpStore:
 
     # -- static initial access tokens ----------------------------------------------------------------------
 
-    def set_static_initial_access_tokens(self, tokens: Iterable[str]) -> None:
-        """Make exactly `tokens` the accepted static initial access tokens."""
-        hashes = {secret_hash(t) for t in tokens}
+    def set_static_initial_access_tokens(self, rotating: Iterable[str], plain: Iterable[str] = ()) -> None:
+        """Make exactly these the accepted static initial access tokens: clients registered with a `rotating` one
+        get a new secret on every PUT, those registered with a `plain` one keep theirs."""
+        rows = {secret_hash(t): 1 for t in rotating} | {secret_hash(t): 0 for t in plain}
         now = int(time.time())
         with self._write() as conn:
             conn.execute("DELETE FROM initial_access_tokens")
             conn.executemany(
-                "INSERT INTO initial_access_tokens (token_hash, created_at) VALUES (?, ?)", [(h, now) for h in hashes]
+                "INSERT INTO initial_access_tokens (token_hash, rotates_secret, created_at) VALUES (?, ?, ?)",
+                [(h, r, now) for h, r in rows.items()],
             )
 
-    def is_static_initial_access_token(self, token: str) -> bool:
+    def static_initial_access_token(self, token: str) -> bool | None:
+        """`None` when `token` is no static initial access token; else whether its clients rotate on PUT."""
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT 1 FROM initial_access_tokens WHERE token_hash = ?", (secret_hash(token),)
+                "SELECT rotates_secret FROM initial_access_tokens WHERE token_hash = ?", (secret_hash(token),)
             ).fetchone()
-        return row is not None
+        return None if row is None else bool(row["rotates_secret"])
 
     # -- issued access tokens ------------------------------------------------------------------------------
 

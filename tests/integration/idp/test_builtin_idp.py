@@ -63,7 +63,8 @@ def test_start_prints_issuer_and_writes_private_facts_file(builtin_idp):
     assert stat.S_IMODE((builtin_idp.data_dir / "keys.json").stat().st_mode) == 0o600
     assert builtin_idp.issuer.startswith("http://127.0.0.1:")
     assert builtin_idp.api_audience == "urn:keystile:api"
-    assert builtin_idp.plain_iat == builtin_idp.rotating_iat == builtin_idp.raw["initial_access_token"]
+    assert builtin_idp.rotating_iat == builtin_idp.raw["initial_access_token"]
+    assert builtin_idp.plain_iat != builtin_idp.rotating_iat
     os.kill(builtin_idp.pid, 0)
 
 
@@ -148,9 +149,11 @@ async def test_register_without_empty_response_types_needs_redirect_uris(http, b
 async def test_register_refuses_what_a_machine_only_idp_cannot_do(http, builtin_idp):
     headers = {"Authorization": f"Bearer {builtin_idp.plain_iat}"}
     cases = [
-        {"grant_types": ["authorization_code", "client_credentials"], "response_types": ["code"],
+        {"grant_types": ["authorization_code", "client_credentials"], "response_types": [],
          "redirect_uris": ["https://app.example/cb"]},
-        {"grant_types": ["authorization_code"]},
+        {"grant_types": ["client_credentials"], "response_types": ["code"], "redirect_uris": ["https://app.example/cb"]},
+        {"grant_types": ["implicit"], "response_types": ["token"], "redirect_uris": ["https://app.example/cb"]},
+        {"grant_types": ["password"]},
         {"scope": "read admin"},
         {"scope": "dcr"},
         {"token_endpoint_auth_method": "none"},
@@ -159,6 +162,29 @@ async def test_register_refuses_what_a_machine_only_idp_cannot_do(http, builtin_
         response = await http.post(f"{builtin_idp.issuer}/register", json={**MACHINE, **case}, headers=headers)
         assert response.status_code == 400, case
         assert response.json()["error"] == "invalid_client_metadata", case
+
+
+async def test_a_client_with_a_redirect_uri_is_recorded_and_uses_client_credentials(http, builtin_idp):
+    body = await register(
+        http,
+        builtin_idp,
+        builtin_idp.rotating_iat,
+        grant_types=["authorization_code", "client_credentials"],
+        response_types=["code"],
+        redirect_uris=["https://shop.example/callback"],
+    )
+    assert body["grant_types"] == ["authorization_code", "client_credentials"]
+    assert body["response_types"] == ["code"]
+    assert body["redirect_uris"] == ["https://shop.example/callback"]
+    response = await token(http, builtin_idp, body["client_id"], body["client_secret"])
+    assert response.status_code == 200
+    bad_uri = await http.post(
+        f"{builtin_idp.issuer}/register",
+        json={**MACHINE, "grant_types": ["authorization_code"], "response_types": ["code"], "redirect_uris": ["x"]},
+        headers={"Authorization": f"Bearer {builtin_idp.rotating_iat}"},
+    )
+    assert bad_uri.status_code == 400
+    assert bad_uri.json()["error"] in ("invalid_redirect_uri", "invalid_client_metadata")
 
 
 async def test_minted_iat_is_single_use(http, builtin_idp):
@@ -331,6 +357,22 @@ async def test_put_rotates_secret_and_registration_access_token(http, builtin_id
     assert with_new_rat.status_code == 200
     assert with_new_rat.json()["client_name"] == "Orders v2 (ks-3f2a9c0d11e4)"
     assert "client_secret" not in with_new_rat.json()  # only its hash is kept
+
+
+async def test_put_keeps_the_secret_of_a_client_registered_with_the_plain_iat(http, builtin_idp):
+    client = await register(http, builtin_idp, builtin_idp.plain_iat)
+    update = {**MACHINE, "client_id": client["client_id"], "client_name": "Renamed"}
+    put = await http.put(
+        client["registration_client_uri"],
+        json=update,
+        headers={"Authorization": f"Bearer {client['registration_access_token']}"},
+    )
+    assert put.status_code == 200
+    assert "client_secret" not in put.json()
+    assert put.json()["client_name"] == "Renamed"
+    assert put.json()["registration_access_token"] != client["registration_access_token"]  # the RAT still rotates
+    still = await token(http, builtin_idp, client["client_id"], client["client_secret"])
+    assert still.status_code == 200
 
 
 async def test_put_validates_like_registration(http, builtin_idp):
