@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 import hashlib
 import io
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,9 @@ class World:
     version: int = 1
     apps: list[dict[str, Any]] = field(default_factory=list)
     registrations: dict[str, list[str]] = field(default_factory=dict)
-    auth_methods: list[str] = field(default_factory=lambda: ["client_credentials", "bearer", "session", "introspection"])
+    auth_methods: list[str] = field(
+        default_factory=lambda: ["client_credentials", "bearer", "session", "introspection"]
+    )
     oidc_settings: dict[str, Any] = field(default_factory=dict)
     extra_routes: list[dict[str, Any]] = field(default_factory=list)
 

@@ -145,9 +145,17 @@ class FakeIdp:
         self.published = list(self.keys)
         return key
 
-    def mint(self, claims: dict[str, Any] | None = None, *, key: RSAKey | None = None, header: dict[str, Any] | None = None) -> str:
+    def mint(
+        self, claims: dict[str, Any] | None = None, *, key: RSAKey | None = None, header: dict[str, Any] | None = None
+    ) -> str:
         now = int(time.time())
-        body = {"iss": self.issuer, "client_id": "unset", "iat": now, "exp": now + self.expires_in, "jti": uuid.uuid4().hex}
+        body = {
+            "iss": self.issuer,
+            "client_id": "unset",
+            "iat": now,
+            "exp": now + self.expires_in,
+            "jti": uuid.uuid4().hex,
+        }
         body.update(claims or {})
         key = key or self.signing_key
         hdr = {"alg": "RS256", "kid": key.kid}
@@ -186,7 +194,9 @@ class FakeIdp:
         form = dict(await request.post())
         self.token_requests.append({"form": form, "authorization": request.headers.get("Authorization")})
         if self.token_status is not None:
-            return web.json_response({"error": "temporarily_unavailable"}, status=self.token_status, headers={"Retry-After": "7"})
+            return web.json_response(
+                {"error": "temporarily_unavailable"}, status=self.token_status, headers={"Retry-After": "7"}
+            )
         creds = self._basic(request) or (str(form.get("client_id", "")), str(form.get("client_secret", "")))
         if form.get("grant_type") != "client_credentials" or self.clients.get(creds[0]) != creds[1] or not creds[1]:
             return web.json_response({"error": "invalid_client"}, status=401)
@@ -202,8 +212,7 @@ class FakeIdp:
 
 
 def _rsa(kid: str) -> RSAKey:
-    key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
-    return key
+    return RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
 
 
 # -- config feed ------------------------------------------------------------------------------------------
@@ -234,7 +243,9 @@ class FakeFeed(LoopbackServer):
         auth = request.headers.get("Authorization", "")
         token = auth[7:] if auth.startswith("Bearer ") else auth
         if token != self.token:
-            return web.json_response({"status": 401, "title": "Unauthorized"}, status=401, content_type="application/problem+json")
+            return web.json_response(
+                {"status": 401, "title": "Unauthorized"}, status=401, content_type="application/problem+json"
+            )
         wait_raw = request.query.get("wait", "0")
         if not wait_raw.isdigit() or int(wait_raw) > 60:
             return web.json_response({"status": 400}, status=400, content_type="application/problem+json")

@@ -29,7 +29,11 @@ async def test_client_credentials_both_encodings_and_cache(world: World, start_g
         assert header(seen, "X-Credential-Identifier") == [reg.client_id]
     assert idp.calls["token"] == 1  # one exchange, then the cache
     (sent,) = idp.token_requests
-    assert sent["form"] == {"grant_type": "client_credentials", "scope": "billing:read", "audience": "https://api.example.test"}
+    assert sent["form"] == {
+        "grant_type": "client_credentials",
+        "scope": "billing:read",
+        "audience": "https://api.example.test",
+    }
     expected = "Basic " + base64.b64encode(f"{reg.client_id}:{reg.secret}".encode()).decode()
     assert sent["authorization"] == expected
     assert (await gw.idp_calls()) == {"discovery": 1, "token": 1}
@@ -81,7 +85,9 @@ async def test_bearer_tokens(world: World, start_gateway, idp: FakeIdp) -> None:
     assert header(response.json(), "Authorization") == [f"Bearer {good}"]
     assert header(response.json(), "X-Credential-Identifier") == [reg.client_id]
     # the second claim name is an alternative
-    assert (await gw.client.get("/a/x", headers={"Authorization": f"Bearer {idp.mint({'client_id': reg.client_id})}"})).status_code == 200
+    assert (
+        await gw.client.get("/a/x", headers={"Authorization": f"Bearer {idp.mint({'client_id': reg.client_id})}"})
+    ).status_code == 200
 
     now = int(time.time())
     stranger = FakeIdp()
@@ -97,7 +103,9 @@ async def test_bearer_tokens(world: World, start_gateway, idp: FakeIdp) -> None:
         "not a jwt": "opaque-token-value",
         "unknown app": idp.mint({"cid": "nobody"}),
     }
-    introspection_off = World(upstream=world.upstream, issuer=world.issuer, apps=world.apps, registrations=world.registrations)
+    introspection_off = World(
+        upstream=world.upstream, issuer=world.issuer, apps=world.apps, registrations=world.registrations
+    )
     introspection_off.auth_methods = ["client_credentials", "bearer", "session"]
     introspection_off.version = 2
     gw.config_path.write_text(json.dumps(introspection_off.build()))
@@ -107,8 +115,12 @@ async def test_bearer_tokens(world: World, start_gateway, idp: FakeIdp) -> None:
         assert answer.status_code == 401, name
         challenges = answer.headers.get_list("www-authenticate")
         assert any(c.startswith('Bearer realm="keystile", error="invalid_token"') for c in challenges), name
-    assert (await gw.client.get("/a/x", headers={"Authorization": f"Bearer {idp.mint({'cid': other.client_id})}"})).status_code == 403
-    assert (await gw.client.get("/b/x", headers={"Authorization": f"Bearer {idp.mint({'cid': other.client_id})}"})).status_code == 200
+    assert (
+        await gw.client.get("/a/x", headers={"Authorization": f"Bearer {idp.mint({'cid': other.client_id})}"})
+    ).status_code == 403
+    assert (
+        await gw.client.get("/b/x", headers={"Authorization": f"Bearer {idp.mint({'cid': other.client_id})}"})
+    ).status_code == 200
 
 
 async def test_bearer_audience_and_scopes(world: World, start_gateway, idp: FakeIdp) -> None:
