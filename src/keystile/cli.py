@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -152,6 +153,28 @@ def admin_token_create(name: Annotated[str, typer.Option("--name", help="what th
     except ConfigurationError as exc:
         raise _fail(exc) from exc
     typer.echo(token)
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="fresh folder for the demo's state (wiped at start)")] = Path(
+        "keystile-demo"
+    ),
+    free_ports: Annotated[bool, typer.Option(help="pick free ports instead of 8080/8000/9400/9500/8100")] = False,
+    okta_issuer: Annotated[str | None, typer.Option(help="run against a real Okta custom authorization server")] = None,
+    okta_token: Annotated[
+        str | None, typer.Option(envvar="KEYSTILE_DEMO_OKTA_TOKEN", help="its API token (prefer the env var)")
+    ] = None,
+) -> None:
+    """Run the whole flow on one machine: control plane, built-in IdP, gateway and a sample upstream, seeded."""
+    from keystile.demo.runner import DemoOptions, run_demo
+
+    if (okta_issuer is None) != (okta_token is None):
+        raise _fail(ConfigurationError("--okta-issuer and --okta-token go together"))
+    options = DemoOptions(
+        data_dir=data_dir, free_ports=free_ports, okta_issuer=okta_issuer, okta_token=okta_token, echo=typer.echo
+    )
+    raise typer.Exit(run_demo(options))
 
 
 @keys_app.command("generate")
