@@ -6,11 +6,14 @@ today the oidc-provider peer (tests/idp); keystile's built-in IdP joins by addin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
+
+from tests.integration.dcr.bridge_app import BridgeState, ThreadedServer, build_bridge
 
 TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=5.0)
 
@@ -58,3 +61,34 @@ async def http_client() -> AsyncIterator[httpx.AsyncClient]:
     """A real HTTP client with the contract's timeouts (§1.4), closed after the test."""
     async with httpx.AsyncClient(timeout=TIMEOUT) as client:
         yield client
+
+
+@dataclass
+class Bridge:
+    """The test bridge: its origin (also the provider's issuer), `dcr_base_url`, API key and state."""
+
+    origin: str
+    state: BridgeState
+    api_key: str
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.origin}/dcr/"
+
+
+@pytest.fixture(scope="session")
+def bridge_server() -> Iterator[tuple[str, BridgeState]]:
+    state = BridgeState()
+    server = ThreadedServer(build_bridge(state))
+    origin = server.start()
+    yield origin, state
+    server.stop()
+
+
+@pytest.fixture
+def bridge(bridge_server: tuple[str, BridgeState]) -> Bridge:
+    """The session's bridge, reset, with a fresh API key."""
+    origin, state = bridge_server
+    api_key = "key_" + secrets.token_hex(12)
+    state.reset(api_key)
+    return Bridge(origin=origin, state=state, api_key=api_key)
