@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from authlib.oauth2.rfc7591 import ClientMetadataClaims, InvalidClientMetadataError, InvalidRedirectURIError
+from joserfc.errors import JoseError
 
 from keystile.idp.config import DCR_SCOPE
 from keystile.idp.models import SUPPORTED_AUTH_METHODS, scope_words
@@ -54,7 +55,10 @@ class IdpClientMetadataClaims(ClientMetadataClaims):  # type: ignore[misc]  # au
         uris = self.get("redirect_uris")
         if uris is not None and not _is_str_list(uris):
             raise InvalidRedirectURIError("redirect_uris must be an array of strings")
-        super().validate_redirect_uris()
+        try:
+            super().validate_redirect_uris()
+        except JoseError as exc:  # RFC 7591 §3.2.2: a bad redirect URI has its own error code
+            raise InvalidRedirectURIError("redirect_uris must be absolute URLs without a fragment") from exc
 
     def validate_token_endpoint_auth_method(self) -> None:
         super().validate_token_endpoint_auth_method()
