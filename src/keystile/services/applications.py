@@ -75,6 +75,7 @@ __all__ = [
     "delete_application",
     "get",
     "list_applications",
+    "list_offered_strategies",
     "load_own",
     "offered_strategies",
     "refresh_token",
@@ -961,3 +962,33 @@ async def admin_delete(ctx: Ctx, portal_id: uuid.UUID, app_id: uuid.UUID) -> Non
     if app.status == "provisioning":
         raise ConflictError("the application is still being provisioned at its identity provider; try again shortly")
     await _delete_now(ctx, app)
+
+
+# ---- auth strategies offered (portal-api.md §7) ----------------------------------------------------------
+
+STRATEGY_LIST_SPEC = ListSpec(filters={"name": "string", "credential_type": "string"}, sorts=("created_at", "name"))
+
+
+async def list_offered_strategies(ctx: Ctx, query: ListQuery) -> Page:
+    """What the signed-in developer's portal offers: its default strategy and those of its published,
+    registration-enabled versions (filters `name`, `credential_type`, `eq`)."""
+    dev = await current_developer(ctx)
+    portal = await ctx.session.get(Portal, dev.portal_id)
+    if portal is None:
+        raise NotFoundError()
+    items: list[dict[str, Any]] = []
+    for sid in await offered_strategies(ctx, portal):
+        strategy, provider = await _strategy_and_provider(ctx, sid)
+        items.append(strategy_view(strategy, provider))
+    for flt in query.filters:
+        wanted = {str(v).lower() for v in flt.values}
+        if flt.op in ("eq", "oeq"):
+            items = [i for i in items if str(i[flt.field]).lower() in wanted]
+        elif flt.op == "neq":
+            items = [i for i in items if str(i[flt.field]).lower() not in wanted]
+        else:
+            items = [i for i in items if any(w in str(i[flt.field]).lower() for w in wanted)]
+    if query.sort == "name":
+        items.sort(key=lambda i: str(i["name"]), reverse=query.descending)
+    start = (query.page_number - 1) * query.page_size
+    return Page(items[start : start + query.page_size], query.page_number, query.page_size, len(items))

@@ -1,0 +1,61 @@
+"""`/api/v2/applications/{applicationId}/credentials…` (contracts/portal-api.md §5)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from keystile.api.body import read_json
+from keystile.api.management.common import ERRORS, list_query, no_content
+from keystile.api.portal.applications import Answer, idempotent
+from keystile.api.portal.auth import developer_ctx
+from keystile.domain.listing import ListSpec
+from keystile.services import credentials, idempotency
+from keystile.services.context import Ctx
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v2/applications/{applicationId}/credentials", tags=["Credentials"], responses=ERRORS)
+LIST_SPEC = ListSpec(filters={}, sorts=("created_at",))
+
+
+@router.get("", name="credential.list", response_model=None)
+async def list_credentials(applicationId: uuid.UUID, request: Request, ctx: Ctx = Depends(developer_ctx)) -> Response:
+    page = await credentials.list_credentials(ctx, applicationId, list_query(request, LIST_SPEC))
+    return JSONResponse(page.as_dict())
+
+
+@router.post("", name="credential.create", status_code=201, response_model=None)
+async def create_credential(applicationId: uuid.UUID, request: Request, ctx: Ctx = Depends(developer_ctx)) -> Response:
+    body = await read_json(request, required=False)
+
+    async def run() -> Answer:
+        out = await credentials.create(ctx, applicationId, body)
+        location = f"/api/v2/applications/{applicationId}/credentials/{out['id']}"
+        secret = idempotency.secret_detail(
+            "credential",
+            str(out["id"]),
+            f"create another one with POST /api/v2/applications/{applicationId}/credentials",
+        )
+        return Answer(201, out, location, secret)
+
+    response = await idempotent(request, ctx, body, run)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.put("/{credentialId}", name="credential.update", response_model=None)
+async def rename_credential(
+    applicationId: uuid.UUID, credentialId: str, request: Request, ctx: Ctx = Depends(developer_ctx)
+) -> Response:
+    await credentials.rename(ctx, applicationId, credentialId, await read_json(request))
+    return Response(status_code=200)
+
+
+@router.delete("/{credentialId}", name="credential.delete", status_code=204, response_model=None)
+async def delete_credential(applicationId: uuid.UUID, credentialId: str, ctx: Ctx = Depends(developer_ctx)) -> Response:
+    await credentials.delete(ctx, applicationId, credentialId)
+    return no_content()

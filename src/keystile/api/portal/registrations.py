@@ -1,0 +1,56 @@
+"""`/api/v2/applications/{applicationId}/registrations…` (contracts/portal-api.md §6)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from keystile.api.body import read_json
+from keystile.api.management.common import ERRORS, list_query, no_content
+from keystile.api.portal.applications import Answer, idempotent
+from keystile.api.portal.auth import developer_ctx
+from keystile.services import registrations
+from keystile.services.context import Ctx
+
+__all__ = ["router"]
+
+router = APIRouter(
+    prefix="/api/v2/applications/{applicationId}/registrations", tags=["Registrations"], responses=ERRORS
+)
+
+
+@router.get("", name="registration.list", response_model=None)
+async def list_registrations(applicationId: uuid.UUID, request: Request, ctx: Ctx = Depends(developer_ctx)) -> Response:
+    page = await registrations.list_registrations(ctx, applicationId, list_query(request, registrations.LIST_SPEC))
+    return JSONResponse(page.as_dict())
+
+
+@router.post("", name="registration.create", status_code=201, response_model=None)
+async def create_registration(
+    applicationId: uuid.UUID, request: Request, ctx: Ctx = Depends(developer_ctx)
+) -> Response:
+    body = await read_json(request)
+
+    async def run() -> Answer:
+        out = await registrations.create(ctx, applicationId, body)
+        return Answer(201, out, f"/api/v2/applications/{applicationId}/registrations/{out['id']}")
+
+    return await idempotent(request, ctx, body, run)
+
+
+@router.get("/{registrationId}", name="registration.get", response_model=None)
+async def get_registration(
+    applicationId: uuid.UUID, registrationId: uuid.UUID, ctx: Ctx = Depends(developer_ctx)
+) -> Response:
+    return JSONResponse(await registrations.get(ctx, applicationId, registrationId))
+
+
+@router.delete("/{registrationId}", name="registration.delete", status_code=204, response_model=None)
+async def delete_registration(
+    applicationId: uuid.UUID, registrationId: uuid.UUID, ctx: Ctx = Depends(developer_ctx)
+) -> Response:
+    await registrations.delete(ctx, applicationId, registrationId)
+    return no_content()
