@@ -9,10 +9,14 @@ from fastapi import FastAPI
 
 from keystile import __version__
 from keystile.api import problems
-from keystile.api.management import audit, portals, products, providers, strategies
+from keystile.api.management import applications as admin_applications
+from keystile.api.management import audit, idp_operations, portals, products, providers, strategies
+from keystile.api.portal import applications as portal_applications
+from keystile.api.portal import credentials as portal_credentials
 from keystile.api.portal import developer as portal_developer
+from keystile.api.portal import registrations as portal_registrations
 from keystile.api.tracing import TraceMiddleware
-from keystile.services import installation
+from keystile.services import installation, outbox
 from keystile.services.context import Runtime
 from keystile.settings import Settings
 
@@ -32,9 +36,16 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await installation.ensure(rt)
+        # The outbox runner (and its start-up sweep) runs in every process that owns its runtime; a runtime
+        # passed in (tests) has its outbox driven by the caller unless it asks for the runner.
+        runner = outbox.Runner(rt) if owned or rt.extras.get("start_outbox") else None
+        if runner is not None:
+            await runner.start()
         try:
             yield
         finally:
+            if runner is not None:
+                await runner.stop()
             if owned:
                 await rt.close()
 
@@ -51,6 +62,14 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.settings = settings
     problems.install(app)
     for router in (providers.router, strategies.router, audit.router, products.router, portals.router, portal_developer.router):
+        app.include_router(router)
+    for router in (
+        portal_applications.router,
+        portal_credentials.router,
+        portal_registrations.router,
+        admin_applications.router,
+        idp_operations.router,
+    ):
         app.include_router(router)
     app.add_middleware(TraceMiddleware)
     return app
