@@ -49,7 +49,7 @@ EVENT_FIELDS: dict[str, type] = {
     "auth_strategy_id": str,
     "dcr_provider_id": str,
 }
-TimeFormat = Literal["number", "string", "datetime", "none"]
+TimeFormat = Literal["number", "string", "datetime", "none", "garbage"]
 
 
 @dataclass
@@ -136,6 +136,8 @@ def build_bridge(state: BridgeState) -> Starlette:
                 "client_id_issued_at": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
                 "client_secret_expires_at": None,
             }
+        if state.time_format == "garbage":
+            return {"client_id_issued_at": "yesterday", "client_secret_expires_at": ["soon"]}
         return {}
 
     async def register(request: Request) -> Response:

@@ -119,6 +119,10 @@ async def test_numeric_string_and_date_time_times(bridge, http_client):
     bridge.state.time_format = "none"
     bare = await adapter.register(application())
     assert (bare.issued_at, bare.expires_at) == (None, None)
+    bridge.state.time_format = "garbage"  # unreadable times are unknown, not a failed registration
+    odd = await adapter.register(application())
+    assert (odd.issued_at, odd.expires_at) == (None, None)
+    assert odd.metadata["client_id_issued_at"] == "yesterday"
 
 
 async def test_extra_response_fields_are_accepted_and_kept(bridge, http_client):
