@@ -65,7 +65,9 @@ async def test_gateway_service_rules(api):
         "connect_timeout_ms": 0,
         "read_timeout_ms": 600001,
     }
-    r = await api.client.post(f"/v2/api-products/{p['id']}/product-versions", json={"name": "v1", "gateway_service": bad})
+    r = await api.client.post(
+        f"/v2/api-products/{p['id']}/product-versions", json={"name": "v1", "gateway_service": bad}
+    )
     assert r.status_code == 400
     fields = {i["field"]: i for i in r.json()["invalid_parameters"]}
     assert fields["gateway_service.upstream_url"]["rule"] == "type"
@@ -156,7 +158,8 @@ async def test_publish_status_and_deprecated_apply_to_portal_versions(api):
     )
     assert r.status_code == 201, r.text
     r = await api.client.patch(
-        f"/v2/api-products/{p['id']}/product-versions/{v['id']}", json={"publish_status": "published", "deprecated": True}
+        f"/v2/api-products/{p['id']}/product-versions/{v['id']}",
+        json={"publish_status": "published", "deprecated": True},
     )
     assert r.status_code == 200, r.text
     body = r.json()

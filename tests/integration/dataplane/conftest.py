@@ -38,7 +38,9 @@ class Live:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-async def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> AsyncIterator[Live]:
+async def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> AsyncIterator[Live]:
     data_dir = tmp_path_factory.mktemp("live")
     name = None
     if request.param == "sqlite":
