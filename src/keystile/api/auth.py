@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from keystile.domain.errors import AuthenticationError, PermissionDeniedError
@@ -13,6 +14,7 @@ from keystile.services.context import Actor, Ctx, Runtime
 __all__ = ["admin_ctx", "bearer_value", "client_ip", "runtime"]
 
 DATA_PLANE_PREFIX = "kdp_"
+ANONYMOUS = Actor("anonymous")
 
 
 def runtime(request: Request) -> Runtime:
@@ -36,7 +38,13 @@ def bearer_value(request: Request) -> str | None:
     return raw
 
 
-async def admin_actor(request: Request) -> Actor:
+async def admin_actor(request: Request, session: AsyncSession | None = None) -> Actor:
+    """The admin behind the request's token (looked up in `session` when given).
+
+    Raises:
+        AuthenticationError: missing, unknown or revoked token (with a hint for an unexpanded shell variable).
+        PermissionDeniedError: a data-plane token.
+    """
     token = bearer_value(request)
     if not token:
         raise AuthenticationError()
@@ -48,15 +56,26 @@ async def admin_actor(request: Request) -> Actor:
         )
     if token.startswith(DATA_PLANE_PREFIX):
         raise PermissionDeniedError("a data-plane token is valid only on GET /v2/data-plane/config")
-    return await admin_tokens.authenticate(runtime(request), token)
+    if session is None:
+        return await admin_tokens.authenticate(runtime(request), token)
+    return await admin_tokens.authenticate_in(session, token)
 
 
 async def admin_ctx(request: Request) -> AsyncIterator[Ctx]:
     """Authenticate the admin; yield a unit of work. A refused change (4xx) is audited as a failure."""
-    actor = await admin_actor(request)
     rt = runtime(request)
     trace = getattr(request.state, "trace_id", None)
     ip = client_ip(request)
+    readonly = request.method in ("GET", "HEAD")
+    async with rt.unit(ANONYMOUS, trace, ip, readonly=readonly) as ctx:
+        ctx.actor = actor = await admin_actor(request, ctx.session)
+        if not readonly:
+            _audit_refusals(request, rt, actor, trace, ip)
+        yield ctx
+
+
+def _audit_refusals(request: Request, rt: Runtime, actor: Actor, trace: str | None, ip: str | None) -> None:
+    """Record a refused change (4xx after authentication) as a failure event, in its own transaction."""
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
         route = request.scope.get("route")
         action = getattr(route, "name", None) or f"{request.method} {request.url.path}"
@@ -69,5 +88,3 @@ async def admin_ctx(request: Request) -> AsyncIterator[Ctx]:
             )
 
         request.state.on_error = on_error
-    async with rt.unit(actor, trace, ip) as ctx:
-        yield ctx

@@ -8,13 +8,14 @@ import secrets
 from datetime import timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from keystile.domain.errors import AuthenticationError, ValidationError
 from keystile.services.context import Actor, Runtime
 from keystile.store.models import AdminToken
 from keystile.store.types import utcnow
 
-__all__ = ["PREFIX", "authenticate", "count", "create", "sha256_hex"]
+__all__ = ["PREFIX", "authenticate", "authenticate_in", "count", "create", "sha256_hex"]
 
 PREFIX = "kpat_"
 
@@ -46,7 +47,14 @@ async def count(runtime: Runtime) -> int:
 
 
 async def authenticate(runtime: Runtime, token: str) -> Actor:
-    """The admin a token belongs to.
+    """The admin a token belongs to, in a session of its own (see `authenticate_in`)."""
+    async with runtime.sessions() as session:
+        return await authenticate_in(session, token)
+
+
+async def authenticate_in(session: AsyncSession, token: str) -> Actor:
+    """The admin a token belongs to, looked up in the caller's session (its last use is recorded at most once
+    a minute, committed there).
 
     Raises:
         AuthenticationError: unknown or revoked token.
@@ -54,13 +62,12 @@ async def authenticate(runtime: Runtime, token: str) -> Actor:
     if not looks_like_admin_token(token):
         raise AuthenticationError()
     digest = sha256_hex(token)
-    async with runtime.sessions() as session:
-        row = (await session.execute(select(AdminToken).where(AdminToken.token_sha256 == digest))).scalar_one_or_none()
-        # the lookup is by hash; compare again in constant time so timing says nothing about near misses
-        if row is None or not hmac.compare_digest(row.token_sha256, digest) or row.revoked_at is not None:
-            raise AuthenticationError()
-        now = utcnow()
-        if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
-            row.last_used_at = now
-            await session.commit()
-        return Actor("admin_token", str(row.id), row.name)
+    row = (await session.execute(select(AdminToken).where(AdminToken.token_sha256 == digest))).scalar_one_or_none()
+    # the lookup is by hash; compare again in constant time so timing says nothing about near misses
+    if row is None or not hmac.compare_digest(row.token_sha256, digest) or row.revoked_at is not None:
+        raise AuthenticationError()
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
+        row.last_used_at = now
+        await session.commit()
+    return Actor("admin_token", str(row.id), row.name)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from keystile.dcr.base import TokenCache
 from keystile.oidc.discovery import DiscoveryCache
 from keystile.settings import Settings
-from keystile.store.db import create_engine, session_factory
+from keystile.store.db import create_engine, readonly_session_factory, session_factory
 from keystile.store.vault import Vault, load_vault
 
 __all__ = ["SYSTEM", "Actor", "Ctx", "Runtime"]
@@ -55,6 +55,7 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     vault: Vault
     http: httpx.AsyncClient
+    read_sessions: async_sessionmaker[AsyncSession] | None = None
     token_cache: TokenCache = field(default_factory=TokenCache)
     discovery: DiscoveryCache = field(default_factory=DiscoveryCache)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -70,12 +71,23 @@ class Runtime:
             pool=settings.idp_pool_timeout,
         )
         client = http or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        return cls(settings, engine, session_factory(engine), load_vault(settings), client)
+        return cls(
+            settings,
+            engine,
+            session_factory(engine),
+            load_vault(settings),
+            client,
+            read_sessions=readonly_session_factory(engine),
+        )
 
     @asynccontextmanager
-    async def unit(self, actor: Actor, trace_id: str | None = None, client_ip: str | None = None) -> AsyncIterator[Ctx]:
-        """A context whose session is rolled back unless the service committed."""
-        async with self.sessions() as session:
+    async def unit(
+        self, actor: Actor, trace_id: str | None = None, client_ip: str | None = None, *, readonly: bool = False
+    ) -> AsyncIterator[Ctx]:
+        """A context whose session is rolled back unless the service committed. `readonly` work may run
+        concurrently with other readers on SQLite (it may still write, e.g. a last-used timestamp)."""
+        factory = self.read_sessions if readonly and self.read_sessions is not None else self.sessions
+        async with factory() as session:
             yield Ctx(self, session, actor, trace_id, client_ip)
 
     async def close(self) -> None:

@@ -8,7 +8,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-__all__ = ["create_engine", "session_factory"]
+__all__ = ["READONLY_OPTION", "create_engine", "readonly_session_factory", "session_factory"]
+
+READONLY_OPTION = "keystile_readonly"
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -24,7 +26,12 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the lock up front (no SQLITE_BUSY_SNAPSHOT when a read-then-write transaction upgrades);
+    # read-only work (engine option `keystile_readonly`) starts deferred so readers run side by side in WAL.
+    if conn.get_execution_options().get(READONLY_OPTION):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
@@ -43,3 +50,10 @@ def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def readonly_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for requests that only read (on SQLite their transactions start deferred)."""
+    return async_sessionmaker(
+        engine.execution_options(**{READONLY_OPTION: True}), expire_on_commit=False, autoflush=False
+    )
