@@ -456,8 +456,12 @@ async def test_the_graph_token_request_and_a_refetch_after_401(entra: AzureAdPro
     ]
 
 
-def test_tenant_and_endpoints_come_from_either_issuer_form() -> None:
-    client = httpx.AsyncClient()
+async def test_tenant_and_endpoints_come_from_either_issuer_form() -> None:
+    async with httpx.AsyncClient() as client:
+        check_endpoints(client)
+
+
+def check_endpoints(client: httpx.AsyncClient) -> None:
     v1 = build(client, SleepRecorder(), issuer=f"https://sts.windows.net/{TENANT_ID}/")
     assert v1.token_url == f"https://login.microsoftonline.com/{TENANT_ID}/oauth2/v2.0/token"
     custom = build(

@@ -75,6 +75,7 @@ class FakeIdP:
         request.read()
         self.requests.append(request)
         try:
+            self.check(request)
             fault = self._take_fault(request)
             if fault is not None:
                 return self._apply_fault(fault, request)
@@ -91,6 +92,9 @@ class FakeIdP:
         return httpx.AsyncClient(
             transport=self.transport(), timeout=httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=5.0)
         )
+
+    def check(self, request: httpx.Request) -> None:
+        """Checks every request gets, faults included (the Okta fake validates it against Okta's document)."""
 
     def route(self, request: httpx.Request) -> httpx.Response:  # pragma: no cover - overridden by every fake
         raise NotImplementedError

@@ -117,11 +117,19 @@ class FakeOkta(FakeIdP):
         return [s["client_secret"] for s in self.secrets.get(client_id, []) if s["status"] == "ACTIVE"]
 
     # -- routing ------------------------------------------------------------------------------------------------
-    def route(self, request: httpx.Request) -> httpx.Response:
+    def check(self, request: httpx.Request) -> None:
+        """Every request, also those answered by an injected fault, must be valid for Okta's document.
+
+        One exception: `/.well-known/oauth-authorization-server` at the org root is the generic RFC 8414 fallback of
+        `keystile.oidc.discovery` (tried after a 4xx on the OpenID URL); Okta does not serve or document it.
+        """
         expect(
             request.url.scheme == "https" and f"https://{request.url.host}" == ORG, f"not the Okta org: {request.url}"
         )
-        self.validator.check_request(request)
+        if request.url.path != "/.well-known/oauth-authorization-server":
+            self.validator.check_request(request)
+
+    def route(self, request: httpx.Request) -> httpx.Response:
         response = self._dispatch(request)
         self.validator.check_response(request, response)
         return response

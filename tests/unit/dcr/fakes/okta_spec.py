@@ -3,8 +3,8 @@
 `load_okta_specs()` parses `oauth-minimal.yaml` and the large `management-minimal.yaml` once (a session fixture
 calls it) and keeps only the operations keystile uses plus the components they reference:
 
-- oauth: `/oauth2/v1/clients`, `/oauth2/v1/clients/{clientId}`, `.../lifecycle/newSecret`, the custom
-  authorization server's `/v1/token` and `/.well-known/openid-configuration`;
+- oauth: the org's `/.well-known/openid-configuration`, `/oauth2/v1/clients`, `/oauth2/v1/clients/{clientId}`,
+  `.../lifecycle/newSecret`, the custom authorization server's `/v1/token` and `/.well-known/openid-configuration`;
 - management: `/api/v1/apps/{appId}/credentials/secrets` and its sub-resources.
 
 Three normalisations, each keeping the document's meaning for those operations:
@@ -41,6 +41,7 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 SPEC_DIR = Path(__file__).resolve().parents[5] / "shared" / "specs" / "okta"
 
 OAUTH_PATHS = (
+    "/.well-known/openid-configuration",
     "/oauth2/v1/clients",
     "/oauth2/v1/clients/{clientId}",
     "/oauth2/v1/clients/{clientId}/lifecycle/newSecret",
