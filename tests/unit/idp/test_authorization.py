@@ -107,3 +107,20 @@ def test_metadata_names_every_endpoint_under_the_issuer(tmp_path):
         assert metadata[key].startswith("https://idp.example/base/")
     assert metadata["scopes_supported"] == ["a", "dcr"]
     assert metadata["grant_types_supported"] == ["client_credentials"]
+
+
+def test_a_minted_iat_is_a_dcr_token_of_the_admin_client_for_this_server_used_once(server):
+    server.store.put_admin_client("admin", "admin-secret-0123456789", {"scope": "dcr"})
+    server.store.add_client("c1", "client-secret-0123456789", {"scope": "read"}, 1, "rat-0123456789012345")
+    minted = base_claims(jti="m1", client_id="admin", scope="dcr", aud=ISSUER)
+    server.store.record_token(minted)
+    assert server.is_minted_initial_access_token(minted) is True
+    assert server.is_minted_initial_access_token(minted) is False  # used up
+    for other in (
+        base_claims(jti="m2", client_id="admin", scope="dcr", aud="urn:api"),
+        base_claims(jti="m3", client_id="c1", scope="dcr", aud=ISSUER),
+        base_claims(jti="m4", client_id="gone", scope="dcr", aud=ISSUER),
+        base_claims(jti="m5", client_id="admin", scope="read", aud=ISSUER),
+    ):
+        server.store.record_token(other)
+        assert server.is_minted_initial_access_token(other) is False, other["jti"]
