@@ -1,0 +1,73 @@
+"""Helpers shared by the admin and portal pages: forms, contexts, list queries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+
+from keystile.domain.errors import NotFoundError
+from keystile.domain.listing import ListQuery, ListSpec, parse_list_query
+from keystile.services.context import Actor, Ctx, Runtime
+from keystile.web import security
+
+__all__ = ["form_bool", "list_query", "parse_id", "read_form", "runtime", "unit"]
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+async def read_form(request: Request) -> FormData:
+    """The submitted form, after its CSRF token was checked (raises security.CsrfError)."""
+    form = await request.form()
+    security.check_csrf(request, form.get("csrf_token"))
+    return form
+
+
+@asynccontextmanager
+async def unit(request: Request, actor: Actor) -> AsyncIterator[Ctx]:
+    trace = getattr(request.state, "trace_id", None)
+    ip = request.client.host if request.client else None
+    async with runtime(request).unit(actor, trace, ip) as ctx:
+        yield ctx
+
+
+def parse_id(value: str) -> uuid.UUID:
+    """A path id; anything but a UUID is a 404 page."""
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise NotFoundError() from exc
+
+
+def form_bool(form: FormData, name: str) -> bool:
+    """A checkbox rendered with a hidden `false` before it: checked when any value is `true`."""
+    return "true" in form.getlist(name)
+
+
+def form_text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def list_query(spec: ListSpec, params: list[tuple[str, str]], page: int = 1, size: int = 50) -> ListQuery:
+    """A ListQuery for a page's table (raises ValidationError for bad filters)."""
+    query = parse_list_query(params, spec)
+    query.page_number = max(page, 1)
+    query.page_size = size
+    return query
+
+
+def page_number(request: Request) -> int:
+    raw = request.query_params.get("page", "1")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 1
+
+
+def clean(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v not in (None, "")}
