@@ -20,6 +20,7 @@ from keystile.api.tracing import TraceMiddleware
 from keystile.services import installation, outbox
 from keystile.services.context import Runtime
 from keystile.settings import Settings
+from keystile.web import routes as web_routes
 
 __all__ = ["create_app"]
 
@@ -62,7 +63,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.runtime = rt
     app.state.settings = settings
     problems.install(app)
-    for router in (providers.router, strategies.router, audit.router, products.router, portals.router, dataplane_api.router, portal_developer.router):
+    for router in (providers.router, strategies.router, audit.router, products.router, portals.router, dataplane_api.router, *web_routes.routers, portal_developer.router):
         app.include_router(router)
     for router in (
         portal_applications.router,
