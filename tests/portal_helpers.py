@@ -3,7 +3,7 @@
     portal = await ensure_default_portal(runtime)             # the `default` portal (created when absent)
     dev = await approved_developer(runtime, email="jane@example.com")
     await client.get("/api/v2/developer/me", headers=dev.bearer)           # Authorization: Bearer
-    await client.get("/api/v2/developer/me", cookies=dev.cookies)          # portalaccesstoken cookie
+    await client.get("/api/v2/developer/me", headers=dev.cookie_header)    # portalaccesstoken cookie
     dev.developer_id, dev.portal_id, dev.access_token, dev.refresh_token
 
 Writes authenticated by cookie need `dev.csrf_headers` (X-Requested-With) as well.
@@ -38,7 +38,13 @@ class PortalDeveloper:
 
     @property
     def cookies(self) -> dict[str, str]:
+        """For `client.cookies.update(...)`."""
         return {"portalaccesstoken": self.access_token}
+
+    @property
+    def cookie_header(self) -> dict[str, str]:
+        """A `Cookie` header (httpx deprecates per-request `cookies=`)."""
+        return {"Cookie": f"portalaccesstoken={self.access_token}"}
 
     @property
     def csrf_headers(self) -> dict[str, str]:

@@ -12,7 +12,9 @@ from keystile.api import problems
 from keystile.api.management import applications as admin_applications
 from keystile.api.management import audit, idp_operations, portals, products, providers, strategies
 from keystile.api.management import dataplane as dataplane_api
+from keystile.api.management import developers as admin_developers
 from keystile.api.portal import applications as portal_applications
+from keystile.api.portal import catalog as portal_catalog
 from keystile.api.portal import credentials as portal_credentials
 from keystile.api.portal import developer as portal_developer
 from keystile.api.portal import registrations as portal_registrations
@@ -63,7 +65,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.runtime = rt
     app.state.settings = settings
     problems.install(app)
-    for router in (providers.router, strategies.router, audit.router, products.router, portals.router, dataplane_api.router, *web_routes.routers, portal_developer.router):
+    for router in (providers.router, strategies.router, audit.router, products.router, portals.router, dataplane_api.router, *web_routes.routers, portal_developer.router, portal_catalog.router, admin_developers.router):
         app.include_router(router)
     for router in (
         portal_applications.router,

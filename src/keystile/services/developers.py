@@ -22,11 +22,10 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from pydantic import field_validator
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 
 from keystile.domain.errors import (
     AuthenticationError,
-    ConflictError,
     GoneError,
     NotFoundError,
     PermissionDeniedError,
@@ -34,7 +33,7 @@ from keystile.domain.errors import (
 from keystile.domain.listing import ListQuery, ListSpec, Page
 from keystile.domain.time import rfc3339
 from keystile.domain.validation import StrictModel, parse, rule_error
-from keystile.services import audit, installation, mail, throttle
+from keystile.services import applications, audit, installation, mail, outbox, throttle
 from keystile.services.context import Actor, Ctx, Runtime
 from keystile.store.listing import paginate
 from keystile.store.models import Application, Developer, DeveloperToken, Portal, Registration
@@ -53,13 +52,16 @@ __all__ = [
     "admin_update",
     "authenticate",
     "create_approved_developer",
+    "developer_actor",
     "end_sessions",
     "forgot_password",
     "logout",
     "me",
     "portal_by_host",
     "portal_view",
+    "purge_deleted",
     "refresh",
+    "require_accounts",
     "reset_password",
     "session_for_token",
     "sign_up",
@@ -74,6 +76,8 @@ FORGOT_TTL = timedelta(hours=1)
 SESSION_KINDS = ("access", "refresh")
 STATUSES = ("approved", "pending", "revoked", "rejected")
 UNVERIFIED = "unverified"
+DELETED = "deleted"  # deleted by an admin; the row goes once their applications are gone
+HIDDEN = (UNVERIFIED, DELETED)
 
 LOGIN_WINDOW = timedelta(minutes=15)
 LOGIN_ACCOUNT_LIMIT = 10
@@ -87,9 +91,8 @@ APPROVAL_REQUIRED = ("Approval Required", "Your account is pending approval for 
 PUBLIC_PORTAL = "This portal is public and has no developer accounts"
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_HASHER = PasswordHasher()  # argon2id with argon2-cffi's RFC 9106 "low memory" defaults
-# verified against when the email is unknown or has no password, so both paths cost one argon2 verification
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+DEFAULT_HASHER = PasswordHasher()  # argon2id, argon2-cffi's defaults (RFC 9106 second recommended option)
+_DUMMY_HASHES: dict[tuple[int, int, int, int, int], str] = {}
 
 
 # ---- portals ---------------------------------------------------------------------------------------------
@@ -290,13 +293,25 @@ def developer_actor(dev: Developer | SignedIn) -> Actor:
 # ---- passwords -------------------------------------------------------------------------------------------
 
 
-def _hash_password(password: str) -> str:
-    return _HASHER.hash(password)
+def password_hasher(runtime: Runtime) -> PasswordHasher:
+    """The argon2id hasher: `runtime.extras["password_hasher"]` when set (tests use cheaper parameters), else
+    the default."""
+    custom = runtime.extras.get("password_hasher")
+    return custom if isinstance(custom, PasswordHasher) else DEFAULT_HASHER
 
 
-def _verify_password(stored: str | None, password: str) -> bool:
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """A hash with the hasher's parameters, verified against when the email is unknown or has no password, so
+    both paths cost one argon2 verification (no timing difference to enumerate accounts with)."""
+    key = (hasher.time_cost, hasher.memory_cost, hasher.parallelism, hasher.hash_len, hasher.salt_len)
+    if key not in _DUMMY_HASHES:
+        _DUMMY_HASHES[key] = hasher.hash(secrets.token_urlsafe(16))
+    return _DUMMY_HASHES[key]
+
+
+def _verify_password(hasher: PasswordHasher, stored: str | None, password: str) -> bool:
     try:
-        return _HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return hasher.verify(stored or _dummy_hash(hasher), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -506,7 +521,7 @@ async def reset_password(ctx: Ctx, portal: PortalInfo, raw: Any) -> None:
     now = utcnow()
     if row.used_at is not None or row.expires_at <= now:
         raise GoneError("This password link was already used or has expired; ask for a new one")
-    dev.password_hash = await asyncio.to_thread(_hash_password, body.password)
+    dev.password_hash = await asyncio.to_thread(password_hasher(ctx.runtime).hash, body.password)
     dev.updated_at = now
     await ctx.session.execute(
         update(DeveloperToken)
@@ -535,7 +550,8 @@ async def authenticate(ctx: Ctx, portal: PortalInfo, raw: Any) -> SessionTokens:
     await throttle.check(ctx, ip_key, LOGIN_IP_LIMIT, LOGIN_WINDOW)
     await throttle.check(ctx, account_key, LOGIN_ACCOUNT_LIMIT, LOGIN_WINDOW)
     dev = await _developer_by_email(ctx, portal.id, body.username)
-    ok = await asyncio.to_thread(_verify_password, dev.password_hash if dev else None, body.password)
+    hasher = password_hasher(ctx.runtime)
+    ok = await asyncio.to_thread(_verify_password, hasher, dev.password_hash if dev else None, body.password)
     if dev is None or not ok:
         await throttle.hit(ctx, account_key)
         await throttle.hit(ctx, ip_key)
@@ -552,8 +568,8 @@ async def authenticate(ctx: Ctx, portal: PortalInfo, raw: Any) -> SessionTokens:
     await ctx.session.execute(
         delete(DeveloperToken).where(DeveloperToken.developer_id == dev.id, DeveloperToken.expires_at <= now)
     )
-    if _HASHER.check_needs_rehash(dev.password_hash or ""):
-        dev.password_hash = await asyncio.to_thread(_hash_password, body.password)
+    if hasher.check_needs_rehash(dev.password_hash or ""):
+        dev.password_hash = await asyncio.to_thread(password_hasher(ctx.runtime).hash, body.password)
     tokens = _new_session(ctx, dev.id)
     ctx.actor = developer_actor(dev)
     audit.record(ctx, "developer.authenticate", "developer", dev.id, status_code=204)
@@ -701,7 +717,7 @@ async def create_approved_developer(
             full_name=full_name,
             status="approved",
             email_verified_at=utcnow(),
-            password_hash=await asyncio.to_thread(_hash_password, password) if password else None,
+            password_hash=await asyncio.to_thread(password_hasher(runtime).hash, password) if password else None,
         )
         ctx.session.add(dev)
         await ctx.session.flush()
@@ -728,7 +744,7 @@ async def _portal_row(ctx: Ctx, portal_id: uuid.UUID) -> Portal:
 async def _admin_row(ctx: Ctx, portal_id: uuid.UUID, developer_id: uuid.UUID) -> Developer:
     await _portal_row(ctx, portal_id)
     dev = await ctx.session.get(Developer, developer_id)
-    if dev is None or dev.portal_id != portal_id or dev.status == UNVERIFIED:
+    if dev is None or dev.portal_id != portal_id or dev.status in HIDDEN:
         raise NotFoundError()
     return dev
 
@@ -757,8 +773,10 @@ def admin_view(dev: Developer, application_count: int) -> dict[str, Any]:
 async def admin_list(ctx: Ctx, portal_id: uuid.UUID, query: ListQuery) -> Page:
     """`GET /v2/portals/{portalId}/developers` (unverified sign-ups are not developers yet)."""
     await _portal_row(ctx, portal_id)
+    if await purge_deleted(ctx):
+        await ctx.session.commit()
     count = _app_count_subquery()
-    stmt = select(Developer, count).where(Developer.portal_id == portal_id, Developer.status != UNVERIFIED)
+    stmt = select(Developer, count).where(Developer.portal_id == portal_id, Developer.status.notin_(HIDDEN))
     cols: dict[str, Any] = {
         "name": Developer.full_name,
         "email": Developer.email,
@@ -819,27 +837,51 @@ async def admin_update(ctx: Ctx, portal_id: uuid.UUID, developer_id: uuid.UUID, 
     return admin_view(dev, await _application_count(ctx, dev.id))
 
 
-async def admin_delete(ctx: Ctx, portal_id: uuid.UUID, developer_id: uuid.UUID) -> None:
-    """DELETE a developer: ends their sessions and removes them.
+async def purge_deleted(ctx: Ctx) -> int:
+    """Remove developers deleted by an admin once none of their applications remains (DCR applications stay
+    `deleting` until the IdP client is gone). In the caller's transaction; returns how many went."""
+    has_apps = exists().where(Application.developer_id == Developer.id)
+    result = await ctx.session.execute(
+        delete(Developer).where(Developer.status == DELETED, ~has_apps).execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
-    Raises:
-        ConflictError: the developer still has applications (delete those first).
+
+async def admin_delete(ctx: Ctx, portal_id: uuid.UUID, developer_id: uuid.UUID) -> None:
+    """DELETE a developer: their sessions end and they disappear at once (404, the address is free to sign up
+    again); their applications are deleted the way an application DELETE does it
+    (`services.applications.delete_application`: DCR applications stay `deleting` until the IdP client is
+    gone, retried from the outbox); the developer row goes with the last of them.
     """
     dev = await _admin_row(ctx, portal_id, developer_id)
-    apps = await _application_count(ctx, dev.id)
-    if apps:
-        raise ConflictError(
-            f"developer {dev.email} still has {apps} application(s); delete them first "
-            "(DELETE /v2/portals/{portalId}/applications/{applicationId})"
-        )
+    email = dev.email
+    dev.status = DELETED
+    dev.email = f"deleted-{dev.id}@invalid"
+    dev.password_hash = None
+    dev.updated_at = utcnow()
     await ctx.session.execute(delete(DeveloperToken).where(DeveloperToken.developer_id == dev.id))
-    await ctx.session.delete(dev)
     audit.record(
-        ctx,
-        "developer.delete",
-        "developer",
-        dev.id,
-        status_code=204,
-        changes={"email": {"from": dev.email, "to": None}},
+        ctx, "developer.delete", "developer", dev.id, status_code=204, changes={"email": {"from": email, "to": None}}
     )
+    await ctx.session.commit()
+    apps = (
+        (
+            await ctx.session.execute(
+                select(Application).where(
+                    Application.developer_id == dev.id, Application.status.notin_(("deleting", "provisioning"))
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    entries: list[uuid.UUID] = []
+    for app in apps:
+        entry = await applications.delete_application(ctx, app, status_code=204)
+        if entry is not None:
+            entries.append(entry)
+    for entry in entries:
+        # try each IdP delete now; what fails stays in the outbox and is retried with backoff
+        await outbox.run_one(ctx.runtime, entry)
+    await purge_deleted(ctx)
     await ctx.session.commit()
