@@ -90,6 +90,15 @@ async def test_a_put_replaces_the_metadata(http, iat):
     assert response.json()["contacts"] == ["a@b.c"]
 
 
+async def test_a_put_with_bad_metadata_is_refused_quietly(http, iat, capsys):
+    client = await registered(http, iat)
+    headers = {"Authorization": f"Bearer {client['registration_access_token']}"}
+    body = {**MACHINE, "client_id": client["client_id"], "client_uri": "not a url"}
+    response = await http.put(client["registration_client_uri"], json=body, headers=headers)
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_client_metadata")
+    assert capsys.readouterr().out == ""
+
+
 async def test_the_configuration_endpoint_needs_a_bearer(http, iat):
     client = await registered(http, iat)
     basic = await http.get(client["registration_client_uri"], auth=(client["client_id"], client["client_secret"]))
