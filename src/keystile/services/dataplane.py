@@ -354,7 +354,9 @@ async def build_snapshot(runtime: Runtime) -> dict[str, Any]:
         routes: list[dict[str, Any]] = []
         strategy_ids: list[uuid.UUID] = []
         for v in versions:
-            service = v.gateway_service or {}
+            service = v.gateway_service
+            if not service:  # JSON null: the column stores Python None as a JSON value, not SQL NULL
+                continue
             sids = offered.get(v.id, [])
             for sid in sids:
                 if sid not in strategy_ids:
