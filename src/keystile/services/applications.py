@@ -580,6 +580,7 @@ def _changes(before: Application | None, after: Application | None) -> dict[str,
 
 async def _create_dcr(ctx: Ctx, app: Application, strategy: AuthStrategy, provider: DcrProvider) -> dict[str, Any]:
     adapter = _adapter(ctx, provider)
+    app_id, provider_id = app.id, provider.id  # plain values: a rollback expires the rows
     app.status = "provisioning"
     ctx.session.add(app)
     await ctx.session.commit()  # step 1
@@ -588,9 +589,9 @@ async def _create_dcr(ctx: Ctx, app: Application, strategy: AuthStrategy, provid
         issued = await adapter.register(meta)  # step 2
     except ProviderError as exc:  # steps 4 and 5
         await ctx.session.rollback()
-        await ctx.session.execute(sql_delete(Application).where(Application.id == app.id))
+        await ctx.session.execute(sql_delete(Application).where(Application.id == app_id))
         if exc.outcome_unknown:
-            outbox.enqueue(ctx, operation="sweep", provider_id=provider.id, application_id=app.id)
+            outbox.enqueue(ctx, operation="sweep", provider_id=provider_id, application_id=app_id)
         await ctx.session.commit()
         raise
     ref = issued.as_ref(app.id, app.created_at)
@@ -619,7 +620,7 @@ async def _create_dcr(ctx: Ctx, app: Application, strategy: AuthStrategy, provid
         await installation.bump_config_version(ctx)
         await ctx.session.commit()
     except Exception:  # step 6: the IdP made a client that no row will own; it must go, then the error goes on
-        await _compensate(ctx, adapter, provider, app.id, ref)
+        await _compensate(ctx, adapter, provider_id, app_id, ref)
         raise
     if issued.needs_probe:
         await _settle_probe(ctx, adapter, app, cred, issued.client_secret)
@@ -628,7 +629,7 @@ async def _create_dcr(ctx: Ctx, app: Application, strategy: AuthStrategy, provid
     return out
 
 
-async def _compensate(ctx: Ctx, adapter: Adapter, provider: DcrProvider, app_id: uuid.UUID, ref: ClientRef) -> None:
+async def _compensate(ctx: Ctx, adapter: Adapter, provider_id: uuid.UUID, app_id: uuid.UUID, ref: ClientRef) -> None:
     await ctx.session.rollback()
     reason: str | None = None
     try:
@@ -639,7 +640,7 @@ async def _compensate(ctx: Ctx, adapter: Adapter, provider: DcrProvider, app_id:
         await fresh.session.execute(sql_delete(Credential).where(Credential.application_id == app_id))
         await fresh.session.execute(sql_delete(Application).where(Application.id == app_id))
         if reason is not None:
-            outbox.enqueue_deregister(fresh, provider.id, ref, last_error=reason)
+            outbox.enqueue_deregister(fresh, provider_id, ref, last_error=reason)
         await fresh.session.commit()
 
 
@@ -822,6 +823,7 @@ async def refresh_token(ctx: Ctx, app_id: uuid.UUID) -> dict[str, str]:
             "this application holds more than one live secret; delete one with the credentials endpoints first"
         )
     ref = client_ref(ctx, app)
+    app_id = app.id
     try:
         rotated = await adapter.rotate_secret(ref, "replace")
     except ProviderError as exc:
@@ -845,7 +847,7 @@ async def refresh_token(ctx: Ctx, app_id: uuid.UUID) -> dict[str, str]:
     except Exception:
         await ctx.session.rollback()
         async with ctx.runtime.unit(ctx.actor, ctx.trace_id, ctx.client_ip) as fresh:
-            row = await fresh.session.get(Application, app.id)
+            row = await fresh.session.get(Application, app_id)
             if row is not None:
                 row.needs_attention = True
                 await fresh.session.commit()
