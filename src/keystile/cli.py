@@ -27,6 +27,8 @@ app.add_typer(admin_app, name="admin")
 admin_app.add_typer(admin_token_app, name="token")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+dcr_app = typer.Typer(no_args_is_help=True, help="DCR providers: reconcile IdP clients with applications.")
+app.add_typer(dcr_app, name="dcr")
 gateway_cli.register(app)
 idp_cli.register(app)
 
@@ -177,6 +179,49 @@ def demo(
     raise typer.Exit(run_demo(options))
 
 
+@dcr_app.command("reconcile")
+def dcr_reconcile(
+    provider: Annotated[str, typer.Option("--provider", help="the DCR provider id")],
+    delete: Annotated[bool, typer.Option("--delete", help="deregister orphans older than 10 minutes")] = False,
+) -> None:
+    """List IdP clients tagged by keystile that match no application (and delete them with --delete)."""
+    import uuid
+
+    from keystile.domain.errors import KeystileError
+    from keystile.services import reconcile
+    from keystile.services.context import Actor, Runtime
+
+    settings = _settings()
+    try:
+        provider_id = uuid.UUID(provider)
+    except ValueError as exc:
+        raise _fail(ConfigurationError(f"--provider must be a provider id (a UUID), not {provider!r}")) from exc
+
+    async def run() -> reconcile.ReconcileReport:
+        rt = Runtime.build(settings)
+        try:
+            async with rt.unit(Actor("system", None, "keystile dcr reconcile")) as ctx:
+                return await reconcile.reconcile(ctx, provider_id, delete=delete)
+        finally:
+            await rt.close()
+
+    try:
+        report = asyncio.run(run())
+    except KeystileError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"orphaned clients at the IdP: {len(report.orphans)}")
+    for c in report.orphans:
+        created = c.created_at.isoformat() if c.created_at else "unknown"
+        typer.echo(f"  {c.client_id}  {c.name!r}  tagged application {c.application_id}  created {created}")
+    typer.echo(f"applications whose client is missing at the IdP: {len(report.missing)}")
+    for app_id, client_id in report.missing:
+        typer.echo(f"  application {app_id}  client {client_id}")
+    if delete:
+        typer.echo(f"deleted: {len(report.deleted)}")
+        for client_id, why in report.kept:
+            typer.echo(f"  kept {client_id}: {why}")
+
+
 @keys_app.command("generate")
 def keys_generate() -> None:
     """Print a new random key for KEYSTILE_SECRET_KEY."""
@@ -200,6 +245,78 @@ def keys_rotate(
     except ConfigurationError as exc:
         raise _fail(exc) from exc
     typer.echo(f"re-encrypted {count} secrets; now set KEYSTILE_SECRET_KEY to the value of {new_key_env}")
+
+
+# ---- data plane (contracts/gateway.md §2.2, §8) ---------------------------------------------------------
+
+dataplane_app = typer.Typer(no_args_is_help=True, help="Data-plane tokens and snapshots.")
+dataplane_token_app = typer.Typer(no_args_is_help=True, help="Data-plane tokens (kdp_…) for gateways.")
+app.add_typer(dataplane_app, name="dataplane")
+dataplane_app.add_typer(dataplane_token_app, name="token")
+
+
+@dataplane_token_app.command("create")
+def dataplane_token_create(name: Annotated[str, typer.Option("--name", help="which gateway(s) it is for")]) -> None:
+    """Create a data-plane token; it is printed once and stored only as a hash."""
+    from keystile.domain.errors import KeystileError
+    from keystile.services import dataplane
+    from keystile.services.context import SYSTEM, Runtime
+
+    settings = _settings()
+
+    async def run() -> str:
+        await _prepare(settings)
+        rt = Runtime.build(settings)
+        try:
+            async with rt.unit(SYSTEM) as ctx:
+                return str((await dataplane.create_token(ctx, {"name": name}))["token"])
+        finally:
+            await rt.close()
+
+    try:
+        token = asyncio.run(run())
+    except KeystileError as exc:
+        raise _fail(exc) from exc
+    typer.echo(token)
+
+
+@dataplane_app.command("snapshot")
+def dataplane_snapshot(
+    output: Annotated[Path, typer.Option("--output", help="file to write (mode 0600: it holds session secrets)")],
+) -> None:
+    """Write the current data-plane snapshot to a file, for `keystile gateway --config FILE`."""
+    from keystile.domain.errors import KeystileError
+    from keystile.services import dataplane
+    from keystile.services.context import Runtime
+
+    settings = _settings()
+
+    async def run() -> bytes:
+        await _prepare(settings)
+        rt = Runtime.build(settings)
+        try:
+            return dataplane.encode_snapshot(await dataplane.build_snapshot(rt)).body
+        finally:
+            await rt.close()
+
+    try:
+        body = asyncio.run(run())
+    except KeystileError as exc:
+        raise _fail(exc) from exc
+    target = output.resolve()
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(temp, 0o600)
+        os.replace(temp, target)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise _fail(exc) from exc
+    typer.echo(f"wrote the snapshot ({len(body)} bytes) to {target}")
 
 
 def main() -> None:
