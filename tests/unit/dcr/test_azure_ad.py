@@ -624,3 +624,13 @@ async def test_probing_stops_when_the_schedule_ends(
     result = await entra.probe_until_active(issued.client_id, issued.client_secret, schedule=(0.5, 0.5), budget=5)
     assert result is ProbeResult.REJECTED
     assert sleeps.delays == [0.5, 0.5]
+
+
+async def test_token_endpoint_errors_carry_the_correlation_id(fake: FakeEntra, sleeps: SleepRecorder) -> None:
+    async with fake.client() as client:
+        with pytest.raises(ProviderError) as info:
+            await build(client, sleeps, secret="wrong-admin-secret").register(make_app())
+    err = info.value
+    assert (err.status, err.code) == (401, "invalid_client")
+    assert err.idp_request_id == fake.correlation_ids[-1]
+    assert "wrong-admin-secret" not in str(err)

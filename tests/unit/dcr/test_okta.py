@@ -700,3 +700,18 @@ def test_jwt_claims_reads_only_well_formed_payloads() -> None:
     assert _jwt_claims("a.%%%.b") is None
     assert _jwt_claims("a.W10.b") is None  # "[]": not an object
     assert _jwt_claims("a.eyJjaWQiOiJ4In0.b") == {"cid": "x"}
+
+
+async def test_okta_rate_limit_reset_header_gives_the_wait(okta: OktaProvider, fake: FakeOkta) -> None:
+    import time
+
+    reset = str(int(time.time()) + 40)
+    limited = okta_error("E0000047", "You exceeded the maximum number of requests. Try again in a while.")
+    fake.inject("POST", CLIENTS, "status", status=429, headers={"X-Rate-Limit-Reset": reset}, body=limited)
+    with pytest.raises(ProviderError) as info:
+        await okta.register(make_app())
+    err = info.value
+    assert (err.code, err.retryable, err.outcome_unknown) == ("E0000047", True, False)
+    assert err.retry_after is not None
+    assert 35 <= err.retry_after <= 40  # past the 30 s deadline: not waited for, left to the caller
+    assert len(fake.sent("POST", CLIENTS)) == 1

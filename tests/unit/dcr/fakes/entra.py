@@ -98,8 +98,14 @@ class FakeEntra(FakeIdP):
         self.add_password_error: tuple[int, dict[str, Any]] | None = None  # answer addPassword with this
         self.app_token_outage = False  # the token endpoint answers 503 to application (not admin) requests
         self.created_date_time: str | None = None  # overrides createdDateTime of new applications
+        self.correlation_ids: list[str] = []  # of every token endpoint error, in order
 
     # -- helpers for tests ---------------------------------------------------------------------------------------
+    def _token_error(self, error: str, description: str, code: int) -> dict[str, Any]:
+        body = token_error(error, description, code)
+        self.correlation_ids.append(body["correlation_id"])
+        return body
+
     def by_app_id(self, app_id: str) -> dict[str, Any] | None:
         return next((a for a in self.applications.values() if a["appId"] == app_id), None)
 
@@ -152,7 +158,9 @@ class FakeEntra(FakeIdP):
         client_id, secret, scope = form["client_id"], form["client_secret"], form["scope"]
         if client_id == ADMIN_CLIENT_ID:
             if secret != ADMIN_CLIENT_SECRET:
-                return json_response(401, token_error("invalid_client", "Invalid client secret provided.", 7000215))
+                return json_response(
+                    401, self._token_error("invalid_client", "Invalid client secret provided.", 7000215)
+                )
             expect(scope == GRAPH_DEFAULT, f"Graph token scope {scope!r}")
             token = fake_jwt({"aud": GRAPH, "appid": client_id, "roles": self.roles, "tid": TENANT_ID})
             self.graph_tokens.add(token)
@@ -165,22 +173,22 @@ class FakeEntra(FakeIdP):
         if app is None:
             return json_response(
                 400,
-                token_error(
+                self._token_error(
                     "unauthorized_client",
                     f"Application with identifier '{client_id}' was not found in the directory.",
                     700016,
                 ),
             )
         if secret not in self.live_secrets(app["id"]):
-            return json_response(401, token_error("invalid_client", "Invalid client secret provided.", 7000215))
+            return json_response(401, self._token_error("invalid_client", "Invalid client secret provided.", 7000215))
         left = self._refusals.get(secret, 0)
         if left is None or left > 0:
             if left is not None:
                 self._refusals[secret] = left - 1
-            return json_response(401, token_error("invalid_client", "Invalid client secret provided.", 7000215))
+            return json_response(401, self._token_error("invalid_client", "Invalid client secret provided.", 7000215))
         if not scope.endswith("/.default"):
             return json_response(
-                400, token_error("invalid_scope", f"The provided value '{scope}' is not valid.", 1002012)
+                400, self._token_error("invalid_scope", f"The provided value '{scope}' is not valid.", 1002012)
             )
         claims = {"aud": scope.removesuffix("/.default"), "appid": client_id, "azp": client_id, "tid": TENANT_ID}
         return json_response(200, {"token_type": "Bearer", "expires_in": 3599, "access_token": fake_jwt(claims)})
