@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +21,7 @@ from keystile.api.portal import credentials as portal_credentials
 from keystile.api.portal import developer as portal_developer
 from keystile.api.portal import registrations as portal_registrations
 from keystile.api.tracing import TraceMiddleware
+from keystile.services import audit as audit_service
 from keystile.services import installation, outbox
 from keystile.services.context import Runtime
 from keystile.settings import Settings
@@ -45,9 +48,14 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         runner = outbox.Runner(rt) if owned or rt.extras.get("start_outbox") else None
         if runner is not None:
             await runner.start()
+        retention = asyncio.create_task(audit_service.retention_loop(rt)) if owned else None
         try:
             yield
         finally:
+            if retention is not None:
+                retention.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retention
             if runner is not None:
                 await runner.stop()
             if owned:
@@ -65,7 +73,18 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.runtime = rt
     app.state.settings = settings
     problems.install(app)
-    for router in (providers.router, strategies.router, audit.router, products.router, portals.router, dataplane_api.router, *web_routes.routers, portal_developer.router, portal_catalog.router, admin_developers.router):
+    for router in (
+        providers.router,
+        strategies.router,
+        audit.router,
+        products.router,
+        portals.router,
+        dataplane_api.router,
+        *web_routes.routers,
+        portal_developer.router,
+        portal_catalog.router,
+        admin_developers.router,
+    ):
         app.include_router(router)
     for router in (
         portal_applications.router,

@@ -3,11 +3,15 @@ refused attempts in a transaction of their own. Secrets appear only as `[redacte
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections.abc import Container
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from keystile.domain.errors import NotFoundError
 from keystile.domain.listing import ListQuery, ListSpec, Page
@@ -15,10 +19,22 @@ from keystile.domain.time import rfc3339
 from keystile.services.context import Actor, Ctx, Runtime
 from keystile.store.listing import paginate
 from keystile.store.models import AuditEvent
+from keystile.store.types import utcnow
 
-__all__ = ["LIST_SPEC", "REDACTED", "diff", "get", "list_events", "record", "record_failure"]
+__all__ = [
+    "LIST_SPEC",
+    "REDACTED",
+    "diff",
+    "get",
+    "list_events",
+    "purge_expired",
+    "record",
+    "record_failure",
+    "retention_loop",
+]
 
 REDACTED = "[redacted]"
+log = logging.getLogger(__name__)
 
 LIST_SPEC = ListSpec(
     filters={
@@ -158,3 +174,29 @@ async def get(ctx: Ctx, event_id: uuid.UUID) -> dict[str, Any]:
     if row is None:
         raise NotFoundError()
     return view(row)
+
+
+async def purge_expired(runtime: Runtime, *, now: datetime | None = None) -> int:
+    """Delete events older than `KEYSTILE_AUDIT_RETENTION_DAYS`; how many went."""
+    cutoff = (now or utcnow()) - timedelta(days=runtime.settings.audit_retention_days)
+    async with runtime.sessions() as session:
+        result = await session.execute(delete(AuditEvent).where(AuditEvent.created_at < cutoff))
+        await session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def retention_loop(runtime: Runtime, *, every: float = 6 * 3600) -> None:
+    """Purge expired events at start and then every `every` seconds, until cancelled."""
+    while True:
+        try:
+            removed = await purge_expired(runtime)
+        except SQLAlchemyError:
+            log.exception("audit retention purge failed; retrying at the next round")
+        else:
+            if removed:
+                log.info(
+                    "audit retention: removed %d events older than %d days",
+                    removed,
+                    runtime.settings.audit_retention_days,
+                )
+        await asyncio.sleep(every)

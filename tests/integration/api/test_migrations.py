@@ -31,3 +31,40 @@ async def test_outer_transaction_rolls_back_committed_savepoints_on_sqlite_and_p
         await outer.rollback()
     async with db_engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM admin_tokens WHERE name='rollback-probe'"))).scalar() == 0
+
+
+async def test_audit_retention_purges_only_expired_events(runtime):
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from keystile.services import audit
+    from keystile.store.models import AuditEvent
+    from keystile.store.types import utcnow
+
+    now = utcnow()
+    async with runtime.sessions() as s:
+        s.add(
+            AuditEvent(
+                actor_type="system",
+                action="old",
+                resource_type="x",
+                outcome="success",
+                created_at=now - timedelta(days=366),
+            )
+        )
+        s.add(
+            AuditEvent(
+                actor_type="system",
+                action="recent",
+                resource_type="x",
+                outcome="success",
+                created_at=now - timedelta(days=364),
+            )
+        )
+        await s.commit()
+    assert await audit.purge_expired(runtime, now=now) == 1
+    async with runtime.sessions() as s:
+        left = (await s.execute(select(AuditEvent.action).where(AuditEvent.resource_type == "x"))).scalars().all()
+        assert left == ["recent"]
+        assert (await s.execute(select(func.count()).select_from(AuditEvent))).scalar() >= 1
