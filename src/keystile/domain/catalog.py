@@ -346,6 +346,11 @@ def _external_refs(doc: Any, path: str = "") -> Iterator[str]:
             yield from _external_refs(value, f"{path}/{i}")
 
 
+def _first_line(message: str) -> str:
+    line = message.strip().splitlines()[0] if message.strip() else "invalid"
+    return line[:400]
+
+
 def _pointer(parts: Iterable[Any]) -> str:
     return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
@@ -382,7 +387,7 @@ def _validate_openapi(doc: Any) -> list[InvalidParameter]:
     try:
         for err in validator_cls(doc).iter_errors():
             problems.append(
-                InvalidParameter("content", "invalid", f"at {_pointer(err.absolute_path)}: {err.message}"[:500])
+                InvalidParameter("content", "invalid", f"at {_pointer(err.absolute_path)}: {_first_line(err.message)}")
             )
             if len(problems) >= 5:
                 break
