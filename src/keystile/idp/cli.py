@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from keystile.idp.bootstrap import FACTS_FILE, read_facts
 from keystile.idp.config import DEFAULT_ADMIN_CLIENT_ID, DEFAULT_API_AUDIENCE, DEFAULT_SCOPES, IdpConfig
-from keystile.idp.keys import rotate_keys
+from keystile.idp.keys import KEYS_FILE, rotate_keys
 
 __all__ = ["DEFAULT_DATA_DIR", "DEFAULT_HOST", "DEFAULT_PORT", "build_idp_cli", "register"]
 
@@ -142,6 +142,9 @@ def build_idp_cli() -> typer.Typer:
         ] = None,
     ) -> None:
         """Make a new signing key; the old public key stays published until the tokens it signed expire."""
+        if not (data_dir / KEYS_FILE).is_file():
+            typer.echo(f"no {KEYS_FILE} in {data_dir}: is it the data dir of a keystile idp?", err=True)
+            raise typer.Exit(code=1)
         ttl = token_ttl or int(read_facts(data_dir).get("access_token_ttl") or DEFAULT_TOKEN_TTL)
         new = rotate_keys(data_dir, ttl)
         typer.echo(f"new signing key {new.kid}; the previous key stays published for {ttl + 60} s")

@@ -124,6 +124,13 @@ def test_configured_iat_and_admin_secret_replace_generated_ones(start_idp, tmp_p
         assert minted.status_code == 200
 
 
+def test_rotate_keys_refuses_a_folder_without_keys(tmp_path):
+    result = CliRunner().invoke(_cli(), ["idp", "rotate-keys", "--data-dir", str(tmp_path / "typo")])
+    assert result.exit_code == 1
+    assert "is it the data dir of a keystile idp" in result.output
+    assert not (tmp_path / "typo").exists()
+
+
 def test_cli_help_lists_serve_and_rotate_keys():
     result = subprocess.run(
         [sys.executable, "-m", "keystile.idp", "--help"], capture_output=True, text=True, timeout=30, check=False
