@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -54,6 +55,8 @@ from keystile.dcr.types import (
 from keystile.domain.errors import ProviderError
 
 __all__ = ["OktaProvider", "okta_client_body"]
+
+logger = logging.getLogger("keystile.dcr.okta")
 
 # Read-only in Okta's `Client` schema: never sent on PUT (`client_id` included: the document marks it readOnly).
 _READ_ONLY = ("client_id", "client_secret", "client_id_issued_at", "client_secret_expires_at")
@@ -186,11 +189,13 @@ class OktaProvider(BaseProvider):
                 known=[secret],
                 extra={"client_id": str(created["client_id"])},
             ) from exc
+        client_id = str(created["client_id"])
         return IssuedClient(
-            client_id=str(created["client_id"]),
+            client_id=client_id,
             client_secret=secret,
             issued_at=issued_at,
             expires_at=expires_at,
+            credential_id=await self._sole_secret_id("register", client_id),
             metadata=_without_secret(created),
         )
 
@@ -245,6 +250,22 @@ class OktaProvider(BaseProvider):
 
     # -- secrets ---------------------------------------------------------------------------------------------
 
+    async def _sole_secret_id(self, operation: str, client_id: str) -> str | None:
+        """The `ocs…` id of a client's only active secret (the DCR answers carry none), so that the credential can
+        be revoked later by id; `None` when it cannot be read.
+
+        Best effort by design: the secret is already issued and must reach the caller, so a failed read is logged
+        (without secrets) and the credential stays without an id instead of failing the operation.
+        """
+        try:
+            listed = await self._call(operation, "GET", self._secrets_url(client_id), idempotent=True)
+            rows = self._json_list(listed, operation)
+        except ProviderError as exc:
+            logger.warning("okta %s: the id of the new client secret could not be read: %s", operation, exc)
+            return None
+        active = [str(r["id"]) for r in rows if isinstance(r, dict) and r.get("status") == "ACTIVE" and r.get("id")]
+        return active[0] if len(active) == 1 else None
+
     async def rotate_secret(self, ref: ClientRef, mode: RotateMode = "replace") -> RotatedSecret:
         """`replace`: `newSecret` (the old secret stops at once). `add`: a second live secret (Okta allows two).
 
@@ -257,7 +278,10 @@ class OktaProvider(BaseProvider):
             )
             body = self.json_object(response, "rotate_secret", required=("client_secret",))
             return RotatedSecret(
-                client_secret=SecretStr(str(body["client_secret"])), metadata=_without_secret(body), needs_probe=False
+                client_secret=SecretStr(str(body["client_secret"])),
+                credential_id=await self._sole_secret_id("rotate_secret", ref.client_id),
+                metadata=_without_secret(body),
+                needs_probe=False,
             )
         listed = await self._call("rotate_secret", "GET", self._secrets_url(ref.client_id), idempotent=True)
         previous = [str(s["id"]) for s in self._json_list(listed, "rotate_secret") if isinstance(s, dict) and "id" in s]

@@ -87,7 +87,8 @@ async def test_register_sends_the_service_body_and_returns_the_client(okta: Okta
     app = make_app("Orders")
     issued = await okta.register(app)
 
-    (sent,) = fake.requests
+    sent = fake.requests[0]
+    assert fake.trace() == [f"POST {CLIENTS}", f"GET /api/v1/apps/{issued.client_id}/credentials/secrets"]
     assert (sent.method, str(sent.url)) == ("POST", f"{ORG}{CLIENTS}")
     assert sent.headers["authorization"] == f"SSWS {API_TOKEN}"
     assert sent.headers["accept"] == "application/json"
@@ -103,6 +104,7 @@ async def test_register_sends_the_service_body_and_returns_the_client(okta: Okta
     assert issued.client_secret.get_secret_value() == fake.active_secrets(issued.client_id)[0]
     assert issued.issued_at == datetime.fromtimestamp(stored["client_id_issued_at"], UTC)
     assert issued.expires_at is None  # client_secret_expires_at 0 = never
+    assert issued.credential_id == fake.secrets[issued.client_id][0]["id"]  # the ocs… id, read after the POST
     assert issued.needs_probe is False
     assert "client_secret" not in issued.metadata
     assert issued.metadata["client_name"] == f"Orders (ks-{h12(app)})"
@@ -152,6 +154,7 @@ async def test_duplicate_name_from_an_earlier_attempt_is_deleted_and_the_post_re
         f"GET {CLIENTS}",
         f"DELETE {CLIENTS}/{earlier['client_id']}",
         f"POST {CLIENTS}",
+        f"GET /api/v1/apps/{issued.client_id}/credentials/secrets",
     ]
     assert dict(fake.requests[1].url.params) == {"q": name, "limit": "200"}
     assert earlier["client_id"] not in fake.clients
@@ -490,7 +493,7 @@ async def test_a_whole_lifecycle_is_valid_against_okta_openapi(okta: OktaProvide
     await okta.deregister(ref)
     await okta.deregister(ref)
     # each request and each answer checked against the document: two validations per request
-    assert fake.validator.validated - before == 2 * len(fake.requests) == 2 * 11
+    assert fake.validator.validated - before == 2 * len(fake.requests) == 2 * 13
 
 
 # -- verify -----------------------------------------------------------------------------------------------------
@@ -715,3 +718,34 @@ async def test_okta_rate_limit_reset_header_gives_the_wait(okta: OktaProvider, f
     assert err.retry_after is not None
     assert 35 <= err.retry_after <= 40  # past the 30 s deadline: not waited for, left to the caller
     assert len(fake.sent("POST", CLIENTS)) == 1
+
+
+async def test_credential_ids_come_with_register_and_replace_so_the_first_secret_can_be_revoked(
+    okta: OktaProvider, fake: FakeOkta
+) -> None:
+    app = make_app()
+    issued = await okta.register(app)
+    ref = issued.as_ref(app.application_id)
+    added = await okta.rotate_secret(ref, "add")
+    await okta.revoke_secret(ref, issued.credential_id)  # what services do when the first secret is deleted
+    assert fake.active_secrets(issued.client_id) == [added.client_secret.get_secret_value()]
+
+    replaced = await okta.rotate_secret(ref, "replace")
+    assert replaced.credential_id == fake.secrets[issued.client_id][0]["id"]
+    assert replaced.credential_id not in (issued.credential_id, added.credential_id)
+
+
+async def test_an_unreadable_secret_id_leaves_the_credential_without_one(
+    okta: OktaProvider, fake: FakeOkta, caplog: pytest.LogCaptureFixture
+) -> None:
+    capture_dcr_logs(caplog)
+    fake.inject("GET", "*", "status", status=500, body="down", times=3)
+    issued = await okta.register(make_app())
+    assert issued.credential_id is None
+    assert issued.client_id in fake.clients
+    assert any("could not be read" in r.getMessage() for r in caplog.records)
+    assert_no_secret_logged(caplog, [API_TOKEN, issued.client_secret])
+
+    two = [{"id": "ocs1", "status": "ACTIVE"}, {"id": "ocs2", "status": "ACTIVE"}]
+    fake.inject("GET", "*", "status", status=200, body=two)
+    assert (await okta.register(make_app())).credential_id is None  # ambiguous: no id rather than a wrong one
