@@ -35,16 +35,18 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import hashlib
 import json
 import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, NoReturn, Protocol, runtime_checkable
+from typing import Any, ClassVar, Concatenate, NoReturn, ParamSpec, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
 import httpx
@@ -72,6 +74,7 @@ from keystile.oidc.discovery import DiscoveryCache, DiscoveryError, ProviderMeta
 __all__ = [
     "DEADLINE",
     "MAX_ATTEMPTS",
+    "TIMED_OPERATIONS",
     "AccessToken",
     "BaseProvider",
     "DcrProvider",
@@ -79,6 +82,7 @@ __all__ = [
     "ProviderConfig",
     "TokenCache",
     "backoff_delay",
+    "operation_deadline",
     "parse_error_body",
     "parse_time",
     "quiet_http_loggers",
@@ -307,6 +311,39 @@ def parse_time(value: Any) -> datetime | None:
     raise ValueError(f"not a time: {value!r}")
 
 
+#: The monotonic time by which the operation in progress (in this task) must be done; `None` outside one.
+_OPERATION_DEADLINE: ContextVar[float | None] = ContextVar("keystile_dcr_operation_deadline", default=None)
+#: Operations whose requests share one deadline (§1.4). `verify` is not one: each of its steps has its own.
+TIMED_OPERATIONS: tuple[str, ...] = ("register", "deregister", "rotate_secret", "revoke_secret", "on_event", "probe")
+
+_Self = TypeVar("_Self", bound="BaseProvider")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def operation_deadline(
+    func: Callable[Concatenate[_Self, _P], Awaitable[_R]],
+) -> Callable[Concatenate[_Self, _P], Coroutine[Any, Any, _R]]:
+    """Give an adapter operation one deadline (`self.deadline`) for all of its requests, retries included.
+
+    Applied by `BaseProvider.__init_subclass__` to every operation in `TIMED_OPERATIONS` a class defines; an
+    operation called from inside another (a compensating delete in `register`) shares the outer deadline.
+    """
+
+    @functools.wraps(func)
+    async def run(self: _Self, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if _OPERATION_DEADLINE.get() is not None:
+            return await func(self, *args, **kwargs)
+        token = _OPERATION_DEADLINE.set(time.monotonic() + self.deadline)
+        try:
+            return await func(self, *args, **kwargs)
+        finally:
+            _OPERATION_DEADLINE.reset(token)
+
+    run.__keystile_deadline__ = True  # type: ignore[attr-defined]
+    return run
+
+
 # (exception class, code, whether the request may have reached the IdP, retryable when nothing was sent).
 # Ordered most specific first; `translate_transport_error` takes the first isinstance match.
 _TRANSPORT_ERRORS: tuple[tuple[type[BaseException], str, bool, bool], ...] = (
@@ -374,6 +411,13 @@ class BaseProvider:
     SECRET_KEYS: ClassVar[tuple[str, ...]] = ()
     REQUIRED_SETTINGS: ClassVar[tuple[str, ...]] = ()
     REQUIRED_SECRETS: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in TIMED_OPERATIONS:
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "__keystile_deadline__", False):
+                setattr(cls, name, operation_deadline(method))
 
     def __init__(
         self,
@@ -516,14 +560,21 @@ class BaseProvider:
             ProviderError: any other answer, or no answer; chained from the httpx exception.
         """
         path = urlsplit(url).path or "/"
-        started = time.monotonic()
+        deadline_at = self._deadline_at(time.monotonic())
         attempt = 0
         while True:
             attempt += 1
-            remaining = self.deadline - (time.monotonic() - started)
+            remaining = deadline_at - time.monotonic()
+            if remaining <= 0:
+                raise self.error(
+                    operation,
+                    code="timeout",
+                    description=f"the {self.deadline:.0f} s deadline of the operation passed before this request",
+                    retryable=True,
+                )
             sent_at = time.monotonic()
             try:
-                async with asyncio.timeout(max(remaining, 0.001)):
+                async with asyncio.timeout(remaining):
                     response = await self.client.request(
                         method,
                         url,
@@ -532,6 +583,7 @@ class BaseProvider:
                         data=form,
                         auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
                     )
+                    await response.aread()
             except (httpx.HTTPError, httpx.InvalidURL, TimeoutError) as exc:
                 code, retryable, unknown = translate_transport_error(exc, idempotent)
                 self._log(operation, method, path, None, sent_at, attempt, None, type(exc).__name__)
@@ -544,11 +596,10 @@ class BaseProvider:
                     known=known,
                 )
                 delay = backoff_delay(attempt, self._uniform)
-                if not retryable or attempt >= MAX_ATTEMPTS or not self._fits(started, delay):
+                if not retryable or attempt >= MAX_ATTEMPTS or not _fits(deadline_at, delay):
                     raise err from exc
                 await self._sleep(delay)
                 continue
-            await response.aread()
             request_id = _header_request_id(response.headers)
             status = response.status_code
             if 200 <= status < 300 or status in accept:
@@ -563,14 +614,17 @@ class BaseProvider:
                 delay = err.retry_after
             else:
                 delay = backoff_delay(attempt, self._uniform)
-            if not err.retryable or attempt >= MAX_ATTEMPTS or not self._fits(started, delay):
+            if not err.retryable or attempt >= MAX_ATTEMPTS or not _fits(deadline_at, delay):
                 raise err from httpx.HTTPStatusError(
                     f"{method} {path} answered {status}", request=response.request, response=response
                 )
             await self._sleep(delay)
 
-    def _fits(self, started: float, delay: float) -> bool:
-        return (time.monotonic() - started) + delay < self.deadline
+    def _deadline_at(self, now: float) -> float:
+        """When the current request must be done: its own deadline, or the operation's when that comes first."""
+        own = now + self.deadline
+        operation = _OPERATION_DEADLINE.get()
+        return own if operation is None else min(own, operation)
 
     def _log(
         self,
@@ -755,6 +809,7 @@ class BaseProvider:
             params.update(strategy.token_post_args())
         return params
 
+    @operation_deadline
     async def probe(
         self, client_id: str, client_secret: SecretStr, strategy: StrategyInfo | None = None
     ) -> ProbeResult:
@@ -874,6 +929,10 @@ class BaseProvider:
             report.failed("trial_registration", "; ".join(problems))
         else:
             report.passed("trial_registration", f"client {issued.client_id} registered, checked and deleted")
+
+
+def _fits(deadline_at: float, delay: float) -> bool:
+    return time.monotonic() + delay < deadline_at
 
 
 def _header_request_id(headers: httpx.Headers) -> str | None:

@@ -798,3 +798,70 @@ def test_data_types():
     report.skipped("trial_registration", "not requested")
     assert report.status == "success"
     assert [c["status"] for c in report.as_dict()["checks"]] == ["warning", "skipped"]
+
+
+class TwoSteps(Plain):
+    """An operation of two requests, for the operation deadline."""
+
+    async def register(self, app: AppMetadata) -> IssuedClient:
+        await self.request("register", "POST", "https://idp.test/one", idempotent=False)
+        await self.request("register", "POST", "https://idp.test/two", idempotent=False)
+        return IssuedClient("c", SecretStr("s"))
+
+    async def deregister(self, ref: ClientRef) -> None:
+        await self.register(app())  # nested: shares the outer deadline
+
+
+def two_steps(deadline: float, delay: float) -> tuple[TwoSteps, list[str]]:
+    seen: list[str] = []
+
+    async def slow(request):
+        seen.append(request.url.path)
+        await asyncio.sleep(delay)
+        return httpx.Response(201, json={})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(slow))
+    adapter = TwoSteps(
+        ProviderConfig("rfc7591", "prov-1", ISSUER), client, TokenCache(), deadline=deadline, sleep=NoSleep()
+    )
+    return adapter, seen
+
+
+async def test_one_deadline_covers_all_requests_of_an_operation():
+    adapter, seen = two_steps(deadline=0.3, delay=0.2)
+    with pytest.raises(ProviderError) as caught:
+        await adapter.register(app())
+    assert seen == ["/one", "/two"]
+    assert (caught.value.code, caught.value.outcome_unknown) == ("timeout", True)
+    assert type(adapter).register.__wrapped__ is not None  # wrapped by __init_subclass__
+
+
+async def test_an_operation_out_of_time_sends_nothing_more():
+    adapter, seen = two_steps(deadline=0.2, delay=0.25)
+
+    async def late(request):
+        seen.append(request.url.path)
+        return httpx.Response(201, json={})
+
+    adapter.client = httpx.AsyncClient(transport=httpx.MockTransport(late))
+    from keystile.dcr import base
+
+    token = base._OPERATION_DEADLINE.set(time.monotonic() - 1)
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await adapter.request("deregister", "DELETE", "https://idp.test/x", idempotent=True)
+    finally:
+        base._OPERATION_DEADLINE.reset(token)
+    assert seen == []
+    assert (caught.value.code, caught.value.retryable, caught.value.outcome_unknown) == ("timeout", True, False)
+
+
+async def test_nested_operations_share_the_outer_deadline():
+    adapter, seen = two_steps(deadline=0.3, delay=0.2)
+    with pytest.raises(ProviderError):
+        await adapter.deregister(ClientRef("c", uuid.uuid4()))
+    assert seen == ["/one", "/two"]
+    fast, seen = two_steps(deadline=5, delay=0)
+    await fast.deregister(ClientRef("c", uuid.uuid4()))
+    await fast.register(app())
+    assert seen == ["/one", "/two", "/one", "/two"]
