@@ -21,7 +21,7 @@ from keystile.domain.errors import ConflictError, InvalidParameter, NotFoundErro
 from keystile.domain.listing import ListQuery, ListSpec, Page
 from keystile.domain.time import rfc3339
 from keystile.domain.validation import parse
-from keystile.services import audit, installation
+from keystile.services import applications, audit, installation, outbox
 from keystile.services.context import Ctx
 from keystile.store.listing import paginate
 from keystile.store.models import (
@@ -348,19 +348,11 @@ async def delete(ctx: Ctx, portal_id: uuid.UUID, *, force: bool = False) -> None
             "registrations",
             source="query",
         )
-    apps = int(
-        (
-            await ctx.session.execute(
-                select(func.count()).select_from(Application).where(Application.portal_id == row.id)
-            )
-        ).scalar_one()
-    )
-    if apps:
-        # applications leave through `deleting` until their IdP client is gone (contracts/portal-api.md §4.2);
-        # that path belongs to the applications service, so a portal still holding them cannot go yet
+    leftover = await _delete_applications(ctx, row.id)
+    if leftover:
         raise ConflictError(
-            f"portal {row.name!r} still has {apps} applications; delete them first (DELETE "
-            f"/v2/portals/{row.id}/applications/{{applicationId}}) so their IdP clients are removed"
+            f"portal {row.name!r} is being emptied: {leftover} applications wait for their IdP client to be deleted "
+            "(see /v2/idp-operations); repeat the DELETE once they are gone"
         )
     await ctx.session.execute(sql_delete(Registration).where(Registration.portal_id == row.id))
     await ctx.session.execute(sql_delete(Developer).where(Developer.portal_id == row.id))
@@ -377,6 +369,31 @@ async def delete(ctx: Ctx, portal_id: uuid.UUID, *, force: bool = False) -> None
         changes={"developers_deleted": developers} if developers else None,
     )
     await ctx.session.commit()
+
+
+async def _delete_applications(ctx: Ctx, portal_id: uuid.UUID) -> int:
+    """Delete the portal's applications the way an application DELETE does (IdP first, through `deleting`,
+    retried from the outbox); the number still waiting for their IdP client afterwards."""
+    apps = (
+        (
+            await ctx.session.execute(
+                select(Application).where(
+                    Application.portal_id == portal_id, Application.status.notin_(("deleting", "provisioning"))
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    entries: list[uuid.UUID] = []
+    for app in apps:
+        entry = await applications.delete_application(ctx, app, status_code=204)
+        if entry is not None:
+            entries.append(entry)
+    for entry in entries:
+        await outbox.run_one(ctx.runtime, entry)
+    left = select(func.count()).select_from(Application).where(Application.portal_id == portal_id)
+    return int((await ctx.session.execute(left)).scalar_one())
 
 
 # ---- portal product versions --------------------------------------------------------------------------
