@@ -16,10 +16,13 @@ How a vendor adapter plugs in (contracts/dcr-providers.md §1):
    `probe` for vendor specifics. Defaults of the others raise `ProviderError(code="unsupported_operation")`.
 
 3. Talk to the IdP only through `self.request(operation, method, url, idempotent=…, …)`. It retries what §1.4
-   allows (idempotent requests, never-sent ones, 429s; 3 attempts, full-jitter backoff, 30 s deadline), logs one
-   line per attempt (no headers, no bodies), returns 2xx answers and those in `accept=` (e.g. `{404}` for
-   "already gone"), and raises every other outcome as a classified, redacted `ProviderError` chained `from` the
-   httpx exception. Read JSON answers with `self.json_object(response, operation, required=…)`.
+   allows (idempotent requests, never-sent ones, 429s; 3 attempts, full-jitter backoff), logs one line per
+   attempt (no headers, no bodies), returns 2xx answers and those in `accept=` (e.g. `{404}` for "already
+   gone"), and raises every other outcome as a classified, redacted `ProviderError` chained `from` the httpx
+   exception. Read JSON answers with `self.json_object(response, operation, required=…)`. The operations named
+   in `TIMED_OPERATIONS` are wrapped automatically (`__init_subclass__`): all requests of one call share one
+   30 s deadline (`self.deadline`), retries included. Requests that must not be retried blindly (creates,
+   rotations) pass `idempotent=False`; a create that may have landed raises with `outcome_unknown=True`.
 
 4. Tokens: `self.client_credentials(...)` gets a client-credentials token; `cache=True` keeps it in the injected
    per-process `TokenCache` until `expires_in − 60 s` (single flight); `force_refresh=True` after a 401 from a
@@ -28,7 +31,9 @@ How a vendor adapter plugs in (contracts/dcr-providers.md §1):
 5. Errors you raise yourself: `raise self.error(operation, code=…, description=…)` (fills type and id, redacts
    the description with every secret the adapter holds plus `known=`).
 
-6. Register the class in `keystile/dcr/registry.py` (`ADAPTERS`) and add the type to the shared suite.
+6. Register the class in `keystile/dcr/registry.py` (`ADAPTERS`) and give the shared suite a harness
+   (`HARNESSES` in tests/integration/dcr/test_shared_suite.py): how to build the adapter on a transport, and
+   which request is the registration and which the deletion.
 """
 
 from __future__ import annotations
