@@ -325,10 +325,28 @@ class AzureAdProvider(BaseProvider):
     # -- secrets ---------------------------------------------------------------------------------------------
 
     async def rotate_secret(self, ref: ClientRef, mode: RotateMode = "replace") -> RotatedSecret:
-        """A new password (`addPassword`); for `replace` the caller revokes the old `keyId` once the new one is
-        `active` (§3.2), so both modes make the same call here. The new secret always needs a probe."""
-        secret, key_id, expires_at = await self._add_password("rotate_secret", self._app_path(ref))
-        return RotatedSecret(client_secret=secret, credential_id=key_id, expires_at=expires_at, needs_probe=True)
+        """A new password (`addPassword`); the new secret always needs a probe.
+
+        `replace` first reads the application's current `keyId`s (`GET …?$select=passwordCredentials`) and returns
+        them as `replaced_credential_ids`: the caller revokes them once the new secret is `active` (§3.2), so no
+        moment passes without a working secret.
+        """
+        path = self._app_path(ref)
+        replaced: list[str] = []
+        if mode == "replace":
+            query = httpx.QueryParams({"$select": "passwordCredentials"})
+            current = await self._call("rotate_secret", "GET", f"{path}?{query}", idempotent=True)
+            credentials = self.json_object(current, "rotate_secret").get("passwordCredentials")
+            if isinstance(credentials, list):
+                replaced = [str(c["keyId"]) for c in credentials if isinstance(c, dict) and c.get("keyId")]
+        secret, key_id, expires_at = await self._add_password("rotate_secret", path)
+        return RotatedSecret(
+            client_secret=secret,
+            credential_id=key_id,
+            expires_at=expires_at,
+            replaced_credential_ids=replaced,
+            needs_probe=True,
+        )
 
     async def revoke_secret(self, ref: ClientRef, credential_id: str) -> None:
         """`removePassword {"keyId"}`; 404 = already gone."""

@@ -319,7 +319,12 @@ async def test_rotation_adds_a_password_and_revoke_removes_one(entra: AzureAdPro
     object_id = issued.handles["object_id"]
 
     added = await entra.rotate_secret(ref, "add")
+    assert added.replaced_credential_ids == []
     replaced = await entra.rotate_secret(ref, "replace")
+    # replace names the passwords to revoke once the new one is active; nothing is revoked yet
+    assert sorted(replaced.replaced_credential_ids) == sorted([issued.credential_id, added.credential_id])
+    get = fake.sent("GET", f"{APPS}/{object_id}")[0]
+    assert dict(get.url.params) == {"$select": "passwordCredentials"}
 
     assert added.needs_probe is True
     assert replaced.needs_probe is True
@@ -634,3 +639,22 @@ async def test_token_endpoint_errors_carry_the_correlation_id(fake: FakeEntra, s
     assert (err.status, err.code) == (401, "invalid_client")
     assert err.idp_request_id == fake.correlation_ids[-1]
     assert "wrong-admin-secret" not in str(err)
+
+
+async def test_replace_without_an_object_id_reads_the_passwords_by_app_id(
+    entra: AzureAdProvider, fake: FakeEntra
+) -> None:
+    app = make_app()
+    issued = await entra.register(app)
+    bare = ClientRef(client_id=issued.client_id, application_id=app.application_id)
+    rotated = await entra.rotate_secret(bare, "replace")
+    assert rotated.replaced_credential_ids == [issued.credential_id]
+    assert graph_calls(fake)[-2] == f"GET {APPS}(appId='{issued.client_id}')"
+    fake.inject("GET", "*", "status", status=200, body={"passwordCredentials": None})
+    assert (await entra.rotate_secret(bare, "replace")).replaced_credential_ids == []
+    wrong = ClientRef(
+        client_id=issued.client_id, application_id=app.application_id, handles={"object_id": issued.client_id}
+    )
+    with pytest.raises(ProviderError) as info:
+        await entra.rotate_secret(wrong, "replace")
+    assert (info.value.status, info.value.code) == (404, "Request_ResourceNotFound")

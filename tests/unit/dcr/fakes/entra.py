@@ -204,6 +204,8 @@ class FakeEntra(FakeIdP):
         if path == "/v1.0/servicePrincipals" and method == "POST":
             expect_query(request, {})
             return self._create_sp(request)
+        if method == "GET" and ((m := _APP.match(path)) or (m := _APP_BY_APPID.match(path))):
+            return self._get_application(request, m.group(1))
         expect_query(request, {})
         if m := _SP_BY_APPID.match(path):
             expect(method == "GET", "only GET on servicePrincipals(appId=…)")
@@ -306,6 +308,23 @@ class FakeEntra(FakeIdP):
         }
         self.service_principals[sp["id"]] = sp
         return json_response(201, sp)
+
+    def _get_application(self, request: httpx.Request, key: str) -> httpx.Response:
+        """`GET /applications/{id}?$select=passwordCredentials` (secretText is never returned after addPassword)."""
+        expect_no_body(request)
+        expect_query(request, {"$select": "passwordCredentials"})
+        by_app_id = request.url.path.startswith("/v1.0/applications(")
+        app = self.by_app_id(key) if by_app_id else self.applications.get(key)  # /applications/{appId} is 404
+        if app is None:
+            return self._not_found(key)
+        listed = [{**p, "secretText": None} for p in self.passwords[app["id"]]]
+        return json_response(
+            200,
+            {
+                "@odata.context": f"{GRAPH_V1}/$metadata#applications(passwordCredentials)/$entity",
+                "passwordCredentials": listed,
+            },
+        )
 
     def _application(self, request: httpx.Request, object_id: str) -> httpx.Response:
         app = self.applications.get(object_id)
