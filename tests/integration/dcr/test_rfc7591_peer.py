@@ -212,7 +212,14 @@ async def test_delete_makes_the_token_endpoint_refuse_the_client(rfc7591_server,
     ref = issued.as_ref(app.application_id)
     uri = issued.secret_handles["registration_client_uri"].get_secret_value()
     rat = issued.secret_handles["registration_access_token"].get_secret_value()
+    statuses: list[tuple[str, int]] = []
+
+    async def record(response: httpx.Response) -> None:
+        statuses.append((response.request.method, response.status_code))
+
+    http_client.event_hooks["response"].append(record)
     await adapter.deregister(ref)
+    assert statuses == [("DELETE", 204)]
     refused = await token_request(http_client, rfc7591_server, issued.client_id, issued.client_secret)
     assert refused.status_code == 401
     assert refused.json()["error"] == "invalid_client"
