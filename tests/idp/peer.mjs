@@ -138,3 +138,8 @@ process.stdout.write(
 const stop = () => server.close(() => process.exit(0));
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
+// With EXIT_ON_STDIN_EOF=1 the peer also stops when its parent goes away (the pipe on stdin closes).
+if (process.env.EXIT_ON_STDIN_EOF === '1') {
+  process.stdin.on('end', stop);
+  process.stdin.resume();
+}
