@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -36,7 +37,15 @@ from keystile.domain.validation import StrictModel, parse, rule_error
 from keystile.services import applications, audit, installation, mail, outbox, throttle
 from keystile.services.context import Actor, Ctx, Runtime
 from keystile.store.listing import paginate
-from keystile.store.models import Application, Developer, DeveloperToken, Portal, Registration
+from keystile.store.models import (
+    Application,
+    AuthStrategy,
+    Developer,
+    DeveloperToken,
+    Portal,
+    PortalProductVersion,
+    Registration,
+)
 from keystile.store.types import utcnow
 
 __all__ = [
@@ -154,14 +163,37 @@ async def portal_by_host(runtime: Runtime, host: str | None) -> PortalInfo:
         return PortalInfo.of(row)
 
 
-def portal_view(portal: PortalInfo) -> dict[str, Any]:
-    """`GET /api/v2/portal`."""
+async def portal_view(ctx: Ctx, portal: PortalInfo) -> dict[str, Any]:
+    """`GET /api/v2/portal` (Konnect's `PortalContext`). keystile has no feature sets, analytics or RBAC, so
+    those fields are empty or false; `dcr_provider_ids` are the providers behind the strategies this portal
+    offers (ids only: names and types are never shown to developers)."""
+    offered = select(PortalProductVersion.auth_strategy_id).where(
+        PortalProductVersion.portal_id == portal.id,
+        PortalProductVersion.publish_status == "published",
+        PortalProductVersion.application_registration_enabled.is_(True),
+    )
+    default_strategy = select(Portal.default_application_auth_strategy_id).where(Portal.id == portal.id)
+    rows = await ctx.session.execute(
+        select(AuthStrategy.dcr_provider_id)
+        .where(
+            AuthStrategy.dcr_provider_id.isnot(None),
+            (AuthStrategy.id.in_(offered)) | (AuthStrategy.id.in_(default_strategy)),
+        )
+        .distinct()
+    )
+    provider_ids = sorted(str(r[0]) for r in rows if r[0] is not None)
     return {
         "portal_id": str(portal.id),
+        "org_id": str(await installation.organization_id(ctx)),
         "name": portal.display_name,
+        "canonical_domain": portal.custom_domain or (urlsplit(ctx.runtime.settings.public_url).netloc),
         "is_public": portal.is_public,
         "basic_auth_enabled": True,
         "oidc_auth_enabled": False,
+        "rbac_enabled": False,
+        "featureset_id": "",
+        "allowed_time_period": "",
+        "dcr_provider_ids": provider_ids,
     }
 
 

@@ -128,5 +128,5 @@ async def forgot_password(request: Request, ctx: Ctx = Depends(anonymous_ctx)) -
 
 
 @router.get("/portal", name="portal.info", response_model=None)
-async def portal_info(portal: PortalInfo = Depends(portal_for_request)) -> Response:
-    return JSONResponse(developers.portal_view(portal))
+async def portal_info(request: Request, ctx: Ctx = Depends(anonymous_ctx)) -> Response:
+    return JSONResponse(await developers.portal_view(ctx, await portal_for_request(request)))
