@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import gc
 import ipaddress
 import json
 import logging
@@ -139,6 +141,10 @@ class GatewayNode:
         if self.role == "supervisor":
             self._signal_workers()
         log.info("config version %d loaded (%s)", snapshot.version, source)
+        try:
+            asyncio.get_running_loop().call_soon(_release_memory)  # once the caller has let go of the models
+        except RuntimeError:
+            _release_memory()
 
     def _apply_from_feed(self, snapshot: Snapshot) -> None:
         self.apply(snapshot, "control_plane")
@@ -318,6 +324,14 @@ class GatewayNode:
     def _sighup_file(self) -> None:
         if self.reload() and self.role == "supervisor":
             self._signal_workers()
+
+
+def _release_memory() -> None:
+    """Give the parse's garbage back to the OS (a 100,000-application snapshot is ~35 MB of JSON)."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _setup_logging() -> None:

@@ -25,7 +25,7 @@ from keystile.gateway.metrics import GatewayMetrics
 from keystile.gateway.responses import IDP_UNAVAILABLE
 from keystile.gateway.session import MAX_COOKIE_BYTES, SessionData, decode_session, encode_session
 from keystile.gateway.tables import AppEntry, CompiledRoute, CompiledStrategy, GatewayConfig
-from keystile.oidc.tokens import TokenInvalidError, UnverifiedToken, parse_unverified, verify_jwt
+from keystile.oidc.tokens import LEEWAY_SECONDS, TokenInvalidError, UnverifiedToken, parse_unverified, verify_jwt
 
 __all__ = ["AuthRejected", "AuthResult", "Authenticator", "parse_basic"]
 
@@ -122,8 +122,8 @@ class Authenticator:
         self.exchanges = ExchangeCache(idp, metrics, clock=clock)
         self._clock = clock
         self._secure = not insecure_cookies
-        # sha256(token) -> (strategy settings object it was verified under, exp, identifier claim)
-        self._jwt: collections.OrderedDict[bytes, tuple[Any, float]] = collections.OrderedDict()
+        # sha256(token) -> (claims, the strategy settings object it was verified under, exp)
+        self._jwt: collections.OrderedDict[bytes, tuple[dict[str, Any], Any, float]] = collections.OrderedDict()
         self._introspected: dict[tuple[str, bytes], tuple[float, dict[str, Any]]] = {}
 
     # -- entry point ----------------------------------------------------------------------------------
@@ -265,12 +265,19 @@ class Authenticator:
     async def _bearer(self, config: GatewayConfig, route: CompiledRoute, token: str) -> AuthResult:
         if not token:
             raise self._reject(route, "no_credential", "bearer", bearer_error="invalid_token")
-        jwt = parse_unverified(token)
-        if jwt is None:
-            if route.introspection_strategies:
-                return await self._introspect(config, route, token)
-            raise self._reject(route, "bad_token", "bearer", bearer_error="invalid_token", description="malformed")
-        iss = jwt.claims.get("iss")
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._jwt.get(digest)
+        jwt: UnverifiedToken | None = None
+        if cached is not None:
+            claims = cached[0]
+        else:
+            jwt = parse_unverified(token)
+            if jwt is None:
+                if route.introspection_strategies:
+                    return await self._introspect(config, route, token)
+                raise self._reject(route, "bad_token", "bearer", bearer_error="invalid_token", description="malformed")
+            claims = jwt.claims
+        iss = claims.get("iss")
         app: AppEntry | None = None
         strategy: CompiledStrategy | None = None
         identifier = ""
@@ -280,7 +287,7 @@ class Authenticator:
                 continue
             issuer_known = True
             for claim in candidate.credential_claim:
-                value = jwt.claims.get(claim)
+                value = claims.get(claim)
                 if isinstance(value, str):
                     app = config.client_ids.get((candidate.id, value))
                     if app is not None:
@@ -291,26 +298,27 @@ class Authenticator:
         if app is None or strategy is None:
             reason = "unknown_app" if issuer_known else "bad_token"
             raise self._reject(route, reason, "bearer", bearer_error="invalid_token", description="unknown token")
-        exp = await self._verify(route, strategy, jwt, app)
+        now = self._clock()
+        if cached is not None and cached[1] is strategy.oidc and now < cached[2] + LEEWAY_SECONDS:
+            self.metrics.cache_event("jwt", "hit")
+            exp = cached[2]
+        else:
+            if jwt is None:
+                jwt = parse_unverified(token)
+                assert jwt is not None  # it parsed when it was cached
+            exp = await self._verify(route, strategy, jwt, app, digest)
         return AuthResult(
             app=app,
             method="bearer",
             identifier=identifier,
             cookie_name=self._cookie_drop(route),
-            set_cookie=self._new_session(strategy, app, identifier, token, exp),
+            set_cookie=self._new_session(strategy, app, identifier, token, exp) if strategy.session else None,
         )
 
     async def _verify(
-        self, route: CompiledRoute, strategy: CompiledStrategy, jwt: UnverifiedToken, app: AppEntry
+        self, route: CompiledRoute, strategy: CompiledStrategy, jwt: UnverifiedToken, app: AppEntry, digest: bytes
     ) -> float:
-        key = hashlib.sha256(jwt.raw.encode()).digest()
-        now = self._clock()
-        cached = self._jwt.get(key)
-        if cached is not None and cached[0] is strategy.oidc:
-            if now < cached[1] + 60:
-                self.metrics.cache_event("jwt", "hit")
-                return cached[1]
-            del self._jwt[key]
+        self._jwt.pop(digest, None)
         self.metrics.cache_event("jwt", "miss")
         kid = jwt.header.get("kid")
         oidc = strategy.oidc
@@ -321,7 +329,7 @@ class Authenticator:
                 jwt,
                 keys,
                 issuer=strategy.issuer,
-                now=now,
+                now=self._clock(),
                 audience=oidc.settings.audience,
                 scopes_required=oidc.settings.scopes_required,
             )
@@ -332,7 +340,7 @@ class Authenticator:
         except IdpUnavailableError as exc:
             raise self._unavailable("bearer", exc, app.id) from None
         exp = float(claims["exp"])
-        self._jwt[key] = (oidc, exp)
+        self._jwt[digest] = (claims, oidc, exp)
         if len(self._jwt) > JWT_CACHE_SIZE:
             self._jwt.popitem(last=False)
             self.metrics.cache_event("jwt", "evict")

@@ -6,6 +6,7 @@ the one it started with.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,7 +41,7 @@ class CompiledStrategy:
     cookie_name: str = "session"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class AppEntry:
     id: str
     name: str
@@ -49,10 +50,17 @@ class AppEntry:
     strategy_id: str
     not_before: float | None
     registrations: frozenset[str]
-    identity_headers: bytes  # X-Application-* lines, pre-encoded
+    _identity: bytes | None = None
+
+    @property
+    def identity_headers(self) -> bytes:
+        """The X-Application-* lines (§5.6), encoded on first use."""
+        if self._identity is None:
+            self._identity = _identity_headers(self.id, self.name, self.developer_id, self.portal_id)
+        return self._identity
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class KeyEntry:
     app: AppEntry
     credential_id: str
@@ -88,7 +96,6 @@ class GatewayConfig:
     version: int
     source: ConfigSource
     loaded_at: float
-    snapshot: Snapshot
     router: Router[CompiledRoute]
     strategies: dict[str, CompiledStrategy]
     apps: dict[str, AppEntry]
@@ -199,16 +206,26 @@ def build_config(snapshot: Snapshot, source: ConfigSource) -> GatewayConfig:
     apps: dict[str, AppEntry] = {}
     keys: dict[tuple[str, str], KeyEntry] = {}
     client_ids: dict[tuple[str, str], AppEntry] = {}
+    intern = sys.intern
+    empty: frozenset[str] = frozenset()
+    shared: dict[tuple[str, ...], frozenset[str]] = {}
     for app in snapshot.applications:
+        granted = snapshot.registrations.get(app.id)
+        if granted:
+            key = tuple(sorted(granted))
+            registrations = shared.get(key)
+            if registrations is None:
+                registrations = shared[key] = frozenset(intern(pv) for pv in key)
+        else:
+            registrations = empty
         entry = AppEntry(
             id=app.id,
             name=app.name,
-            developer_id=app.developer_id,
-            portal_id=app.portal_id,
-            strategy_id=app.auth_strategy_id,
+            developer_id=intern(app.developer_id),
+            portal_id=intern(app.portal_id),
+            strategy_id=intern(app.auth_strategy_id),
             not_before=_ts(app.credentials_not_before),
-            registrations=frozenset(snapshot.registrations.get(app.id, ())),
-            identity_headers=_identity_headers(app.id, app.name, app.developer_id, app.portal_id),
+            registrations=registrations,
         )
         apps[app.id] = entry
         for cred in app.credentials:
@@ -220,7 +237,6 @@ def build_config(snapshot: Snapshot, source: ConfigSource) -> GatewayConfig:
         version=snapshot.version,
         source=source,
         loaded_at=time.time(),
-        snapshot=snapshot,
         router=router,
         strategies=strategies,
         apps=apps,
