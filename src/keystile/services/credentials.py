@@ -246,8 +246,12 @@ async def delete(ctx: Ctx, app_id: uuid.UUID, credential_id: str) -> None:
     assert provider is not None
     from keystile.services.verification import adapter_for
 
-    if cred.idp_credential_id:
-        await adapter_for(ctx, provider).revoke_secret(applications.client_ref(ctx, app), cred.idp_credential_id)
+    if not cred.idp_credential_id:
+        raise ConflictError(
+            "the identity provider gave no id for this secret, so it cannot be revoked alone; "
+            + LAST_SECRET.split("; ")[1]
+        )
+    await adapter_for(ctx, provider).revoke_secret(applications.client_ref(ctx, app), cred.idp_credential_id)
     cred.status = "revoked"
     cred.revoked_at = now
     app.credentials_not_before = now
