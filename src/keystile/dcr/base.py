@@ -78,6 +78,7 @@ from keystile.oidc.discovery import DiscoveryCache, DiscoveryError, ProviderMeta
 
 __all__ = [
     "DEADLINE",
+    "DEFAULT_TIMEOUT",
     "MAX_ATTEMPTS",
     "TIMED_OPERATIONS",
     "AccessToken",
@@ -99,6 +100,8 @@ logger = logging.getLogger("keystile.dcr")
 
 MAX_ATTEMPTS = 3
 DEADLINE = 30.0
+#: The timeouts §1.4 asks of the injected client (settings may override): `httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)`.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=5.0)
 TOKEN_EARLY_EXPIRY = 60.0
 _REQUEST_ID_HEADERS = ("x-okta-request-id", "request-id", "x-ms-request-id", "x-request-id")
 _TRANSIENT_5XX = frozenset({500, 502, 503, 504})
