@@ -1,0 +1,170 @@
+"""Registrations (portal-api.md §6, management-api.md §5): the version rules, 409 on a duplicate, auto-approval,
+admin decisions that move the config version, and `add_registration` / `remove_registration` pushed to an HTTP
+bridge from the outbox, in order."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from keystile.services import installation, outbox
+from keystile.services.context import SYSTEM
+from keystile.store.models import Application, Portal
+from tests.integration.outbox.world import make_world, operations, publish_version
+
+from .test_applications import KEY_AUTH, seed_app
+
+
+async def version_now(runtime) -> int:
+    async with runtime.unit(SYSTEM) as ctx:
+        return await installation.config_version(ctx)
+
+
+async def setup(api, **kw):
+    world = await make_world(api.runtime, api.client, provider=None, strategy=KEY_AUTH, **kw)
+    app = (await api.client.post("/api/v2/applications", json={"name": "a"}, headers=world.as_dev())).json()
+    return world, f"/api/v2/applications/{app['id']}/registrations", app
+
+
+async def test_pending_until_an_admin_approves(api):
+    world, base, app = await setup(api)
+    h = world.as_dev()
+    before = await version_now(api.runtime)
+    r = await api.client.post(base, json={"product_version_id": str(world.version_id)}, headers=h)
+    assert r.status_code == 201, r.text
+    reg = r.json()
+    assert reg["status"] == "pending"
+    assert reg["application_id"] == app["id"]
+    assert reg["product_version_id"] == str(world.version_id)
+    assert reg["product_id"] == str(world.product_id)
+    assert reg["product_version_name"] == "v1"
+    assert r.headers["location"] == f"{base}/{reg['id']}"
+    assert await version_now(api.runtime) == before  # pending lets nothing through
+    dup = await api.client.post(base, json={"product_version_id": str(world.version_id)}, headers=h)
+    assert dup.status_code == 409
+
+    admin_path = f"/v2/portals/{world.portal_id}/applications/{app['id']}/registrations/{reg['id']}"
+    listed = await api.client.get(
+        f"/v2/portals/{world.portal_id}/application-registrations", params={"filter[status]": "pending"}
+    )
+    assert [x["id"] for x in listed.json()["data"]] == [reg["id"]]
+    assert listed.json()["data"][0]["developer"] == {"id": str(world.dev.developer_id), "name": "Jane Dev"}
+    ok = await api.client.patch(admin_path, json={"status": "approved"})
+    assert ok.status_code == 200
+    assert ok.json()["status"] == "approved"
+    assert await version_now(api.runtime) == before + 1
+    same = await api.client.patch(admin_path, json={"status": "approved"})
+    assert same.status_code == 200
+    assert await version_now(api.runtime) == before + 1
+    revoked = await api.client.patch(admin_path, json={"status": "revoked"})
+    assert revoked.json()["status"] == "revoked"
+    assert await version_now(api.runtime) == before + 2
+    bad = await api.client.patch(admin_path, json={"status": "maybe"})
+    assert bad.status_code == 400
+    assert bad.json()["invalid_parameters"][0]["rule"] == "enum"
+
+    got = await api.client.get(f"{base}/{reg['id']}", headers=h)
+    assert got.json()["status"] == "revoked"
+    assert (await api.client.delete(f"{base}/{reg['id']}", headers=h)).status_code == 204
+    again = await api.client.post(base, json={"product_version_id": str(world.version_id)}, headers=h)
+    assert again.status_code == 201  # a developer may ask again after withdrawing
+
+
+@pytest.mark.parametrize("where", ["portal", "version"])
+async def test_auto_approval(api, where):
+    world, base, _ = await setup(api, auto_approve=where == "version")
+    if where == "portal":
+        async with api.runtime.sessions() as session:
+            await session.execute(
+                update(Portal).where(Portal.id == world.portal_id).values(auto_approve_applications=True)
+            )
+            await session.commit()
+    before = await version_now(api.runtime)
+    r = await api.client.post(base, json={"product_version_id": str(world.version_id)}, headers=world.as_dev())
+    assert r.json()["status"] == "approved"
+    assert await version_now(api.runtime) == before + 1
+
+
+async def test_version_rules(api):
+    world, base, _ = await setup(api)
+    h = world.as_dev()
+    unknown = await api.client.post(base, json={"product_version_id": str(uuid.uuid4())}, headers=h)
+    assert unknown.status_code == 400
+    assert unknown.json()["invalid_parameters"][0]["rule"] == "missing_reference"
+    closed_product, closed = await publish_version(api.runtime, world.portal_id, None, name="closed")
+    no_reg = await api.client.post(base, json={"product_version_id": str(closed)}, headers=h)
+    assert no_reg.status_code == 400
+    assert no_reg.json()["invalid_parameters"][0]["rule"] == "missing_reference"
+    other = await api.client.post(
+        "/v2/application-auth-strategies", json={**KEY_AUTH, "name": "other keys", "display_name": "Partner keys"}
+    )
+    _, mismatched = await publish_version(api.runtime, world.portal_id, other.json()["id"], name="partner")
+    wrong = await api.client.post(base, json={"product_version_id": str(mismatched)}, headers=h)
+    assert wrong.status_code == 400
+    [item] = wrong.json()["invalid_parameters"]
+    assert item["rule"] == "invalid"
+    assert "'Partner keys'" in item["reason"]
+    assert "'API key'" in item["reason"]
+    scoped = await api.client.post(
+        base, json={"product_version_id": str(world.version_id), "scopes": ["read"]}, headers=h
+    )
+    assert scoped.status_code == 400
+    assert scoped.json()["invalid_parameters"][0]["field"] == "scopes"
+
+
+BRIDGE = "https://bridge.test/dcr"
+BRIDGE_KEY = "bridge_key_0123456789"
+
+
+async def test_registration_events_reach_an_http_bridge_from_the_outbox_in_order(api):
+    received: list[dict] = []
+
+    def bridge(request: httpx.Request) -> httpx.Response:
+        assert request.method == "POST"
+        assert request.url == f"{BRIDGE}/client-1/event-hook"
+        assert request.headers["x-api-key"] == BRIDGE_KEY
+        received.append(json.loads(request.content))
+        return httpx.Response(200, json={})
+
+    original = api.runtime.http
+    api.runtime.http = httpx.AsyncClient(transport=httpx.MockTransport(bridge))
+    try:
+        provider = {
+            "name": "bridge",
+            "provider_type": "http",
+            "issuer": "https://idp.test",
+            "dcr_config": {"dcr_base_url": BRIDGE, "api_key": BRIDGE_KEY},
+        }
+        world = await make_world(api.runtime, api.client, provider=provider)
+        app_id = await seed_app(api.runtime, world)
+        async with api.runtime.sessions() as session:
+            await session.execute(
+                update(Application)
+                .where(Application.id == app_id)
+                .values(dcr_provider_id=uuid.UUID(world.provider_id), reference_id="client-1")
+            )
+            await session.commit()
+        base = f"/api/v2/applications/{app_id}/registrations"
+        reg = (
+            await api.client.post(base, json={"product_version_id": str(world.version_id)}, headers=world.as_dev())
+        ).json()
+        admin = f"/v2/portals/{world.portal_id}/application-registrations/{reg['id']}"
+        assert (await api.client.patch(admin, json={"status": "approved"})).status_code == 200
+        assert (await api.client.patch(admin, json={"status": "rejected"})).status_code == 200
+        ops = await operations(api.runtime)
+        assert [o.payload["event_type"] for o in ops] == ["add_registration", "remove_registration"]
+        assert received == []  # nothing is pushed inside the admin's request
+        # one pass runs only the oldest event of an application; the next pass the following one
+        assert await outbox.run_due(api.runtime) == 1
+        assert await outbox.run_due(api.runtime) == 1
+        assert [e["event_type"] for e in received] == ["add_registration", "remove_registration"]
+        assert received[0]["application_id"] == str(app_id)
+        assert received[0]["api_product_version_id"] == str(world.version_id)
+        assert await operations(api.runtime) == []
+    finally:
+        await api.runtime.http.aclose()
+        api.runtime.http = original
