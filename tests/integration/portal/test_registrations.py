@@ -95,7 +95,7 @@ async def test_version_rules(api):
     unknown = await api.client.post(base, json={"product_version_id": str(uuid.uuid4())}, headers=h)
     assert unknown.status_code == 400
     assert unknown.json()["invalid_parameters"][0]["rule"] == "missing_reference"
-    closed_product, closed = await publish_version(api.runtime, world.portal_id, None, name="closed")
+    _, closed = await publish_version(api.runtime, world.portal_id, None, name="closed")
     no_reg = await api.client.post(base, json={"product_version_id": str(closed)}, headers=h)
     assert no_reg.status_code == 400
     assert no_reg.json()["invalid_parameters"][0]["rule"] == "missing_reference"
