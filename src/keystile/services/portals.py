@@ -399,6 +399,21 @@ async def _delete_applications(ctx: Ctx, portal_id: uuid.UUID) -> int:
 # ---- portal product versions --------------------------------------------------------------------------
 
 
+def _strategy_summary(strategy: AuthStrategy) -> dict[str, Any]:
+    """Konnect's `AuthStrategy` item (`credential_type` discriminates key-auth and client-credentials)."""
+    out: dict[str, Any] = {"id": str(strategy.id), "name": strategy.name}
+    if strategy.strategy_type == "key_auth":
+        out["credential_type"] = "key_auth"
+        out["key_names"] = list(strategy.configs.get("key_names") or ["apikey"])
+        if strategy.configs.get("ttl"):
+            out["ttl"] = dict(strategy.configs["ttl"])
+        return out
+    out["credential_type"] = "client_credentials" if strategy.dcr_provider_id else "self_managed_client_credentials"
+    out["auth_methods"] = list(strategy.configs.get("auth_methods") or [])
+    out["available_scopes"] = list(strategy.configs.get("scopes") or [])
+    return out
+
+
 def _ppv_view(row: PortalProductVersion, strategy: AuthStrategy | None) -> dict[str, Any]:
     return {
         "id": str(row.id),
@@ -407,7 +422,7 @@ def _ppv_view(row: PortalProductVersion, strategy: AuthStrategy | None) -> dict[
         "application_registration_enabled": row.application_registration_enabled,
         "auto_approve_registration": row.auto_approve_registration,
         "deprecated": row.deprecated,
-        "auth_strategies": [{"id": str(strategy.id), "name": strategy.name}] if strategy is not None else [],
+        "auth_strategies": [_strategy_summary(strategy)] if strategy is not None else [],
         "created_at": rfc3339(row.created_at),
         "updated_at": rfc3339(row.updated_at),
     }
