@@ -1,7 +1,8 @@
 """Fixtures of the DCR integration tests: a real HTTP client and the RFC 7591 servers the same tests run against.
 
 `rfc7591_server` hides what is server-specific. It is parametrised over the real servers keystile is tested with:
-today the oidc-provider peer (tests/idp); keystile's built-in IdP joins by adding a param and its branch below.
+the oidc-provider peer (tests/idp) and keystile's built-in IdP (`keystile idp`, tests/fixtures/builtin_idp.py), whose
+fixtures expose the same fields.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from tests.fixtures.builtin_idp import builtin_idp  # noqa: F401  # session fixture, until tests/conftest.py lists it
 from tests.integration.dcr.bridge_app import BridgeState, ThreadedServer, build_bridge
 
 TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=5.0)
@@ -40,20 +42,23 @@ class Rfc7591Server:
     admin_scope: str = "dcr"
 
 
-@pytest.fixture(params=[pytest.param("oidc-provider", marks=pytest.mark.node)])
+#: server name → the session fixture that runs it (both yield `issuer`, `plain_iat`, `rotating_iat`, `api_audience`,
+#: `admin_client_id`, `admin_client_secret`).
+SERVERS = {"oidc-provider": "oidc_peer", "keystile-idp": "builtin_idp"}
+
+
+@pytest.fixture(params=[pytest.param("oidc-provider", marks=pytest.mark.node), "keystile-idp"])
 def rfc7591_server(request: pytest.FixtureRequest) -> Rfc7591Server:
-    if request.param == "oidc-provider":
-        peer = request.getfixturevalue("oidc_peer")
-        return Rfc7591Server(
-            name="oidc-provider",
-            issuer=peer.issuer,
-            api_audience=peer.api_audience,
-            static_iat=peer.plain_iat,
-            rotating_iat=peer.rotating_iat,
-            admin_client_id=peer.admin_client_id,
-            admin_client_secret=peer.admin_client_secret,
-        )
-    raise AssertionError(f"no such server {request.param}")  # pragma: no cover
+    running = request.getfixturevalue(SERVERS[request.param])
+    return Rfc7591Server(
+        name=request.param,
+        issuer=running.issuer,
+        api_audience=running.api_audience,
+        static_iat=running.plain_iat,
+        rotating_iat=running.rotating_iat,
+        admin_client_id=running.admin_client_id,
+        admin_client_secret=running.admin_client_secret,
+    )
 
 
 @pytest.fixture
