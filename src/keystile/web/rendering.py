@@ -13,8 +13,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from keystile.api.tracing import current_trace_id
 from keystile.domain import errors as e
+from keystile.logs import trace_id_var
 from keystile.web import security
 
 __all__ = [
@@ -96,7 +96,7 @@ class Form:
 
     def fail(self, exc: e.KeystileError, field_map: Callable[[str], str | None] | None = None) -> Form:
         """Put the messages of a domain error beside their fields (or at the top) and keep the trace id."""
-        self.trace_id = current_trace_id() or None
+        self.trace_id = (trace_id_var.get() or "") or None
         if isinstance(exc, e.ValidationError):
             for item in exc.items:
                 name = field_map(item.field) if field_map else item.field
@@ -151,7 +151,7 @@ def render(
     ctx: dict[str, Any] = {
         "request": request,
         "csrf_token": security.csrf_token(request),
-        "trace_id": current_trace_id(),
+        "trace_id": (trace_id_var.get() or ""),
         "portal_name": getattr(request.state, "portal_name", None) or "keystile",
         "admin": getattr(request.state, "admin_actor", None),
         "developer": getattr(request.state, "developer", None),

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from argon2 import PasswordHasher
 import pytest
 
 from keystile.app import create_app
@@ -67,6 +68,7 @@ class Browser:
 
 @pytest.fixture
 async def browser(runtime: Runtime) -> AsyncIterator[Browser]:
+    runtime.extras["password_hasher"] = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     app = create_app(runtime.settings, runtime=runtime)
     _, token = await admin_tokens.create(runtime, "web-tests")
     transport = httpx.ASGITransport(app=app)

@@ -103,7 +103,6 @@ async def test_create_provider_keeps_values_shows_errors_beside_fields_and_never
     listing = await browser.get("/admin/providers")
     assert "Okta prod" in listing.text
     # edit: blank secret keeps the stored one; a duplicate name is refused beside the field
-    provider_id = location.rsplit("/", 1)[1]
     saved = await browser.submit(
         location, location, {"name": "Okta main", "issuer": "https://example.okta.com/oauth2/default"}
     )
@@ -136,7 +135,7 @@ async def test_strategy_create_edit_and_errors(browser: Browser) -> None:
     )
     provider_id = created.headers["location"].rsplit("/", 1)[1]
     form = await browser.get("/admin/strategies/new")
-    assert f'data-issuer="https://idp.example.com"' in form.text
+    assert 'data-issuer="https://idp.example.com"' in form.text
     bad = await browser.submit(
         "/admin/strategies/new",
         "/admin/strategies/new",

@@ -1,0 +1,279 @@
+"""Developer portal pages: account flows, catalog, product page, My Apps (portal-api.md §8)."""
+
+from __future__ import annotations
+
+import email
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.web.conftest import Browser, csrf_of, field_error, input_value
+from tests.portal_helpers import approved_developer, ensure_default_portal
+
+SPEC = """openapi: 3.0.3
+info: {title: Billing API, version: "1.0"}
+paths:
+  /invoices/{invoiceId}:
+    get:
+      summary: Get an invoice
+      operationId: getInvoice
+      parameters:
+        - {name: invoiceId, in: path, required: true, schema: {type: string, format: uuid}}
+        - {name: expand, in: query, schema: {type: boolean}, description: Include the lines}
+      responses:
+        "200":
+          description: The invoice
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Invoice"}
+  /invoices:
+    post:
+      summary: Create an invoice
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/Invoice"}
+      responses:
+        "201": {description: Created}
+components:
+  schemas:
+    Invoice:
+      type: object
+      required: [amount]
+      properties:
+        amount: {type: integer, description: Cents}
+        lines:
+          type: array
+          items: {$ref: "#/components/schemas/Line"}
+    Line:
+      type: object
+      properties:
+        label: {type: string}
+        parent: {$ref: "#/components/schemas/Invoice"}
+"""
+
+
+async def _admin_json(browser: Browser, method: str, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = await browser.client.request(
+        method, url, json=body, headers={"Authorization": f"Bearer {browser.admin_token}"}
+    )
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+async def publish_key_auth_product(browser: Browser, portal_id: str, *, auto_approve: bool = False) -> dict[str, str]:
+    strategy = await _admin_json(
+        browser,
+        "POST",
+        "/v2/application-auth-strategies",
+        {"name": "keys", "display_name": "API key", "strategy_type": "key_auth", "configs": {"key-auth": {}}},
+    )
+    product = await _admin_json(
+        browser, "POST", "/v2/api-products", {"name": "Billing", "description": "Invoices", "portal_ids": [portal_id]}
+    )
+    version = await _admin_json(
+        browser,
+        "POST",
+        f"/v2/api-products/{product['id']}/product-versions",
+        {"name": "v1", "gateway_service": {"upstream_url": "http://127.0.0.1:9/", "paths": ["/billing/v1"]}},
+    )
+    await _admin_json(
+        browser,
+        "POST",
+        f"/v2/api-products/{product['id']}/product-versions/{version['id']}/specifications",
+        {"name": "billing.yaml", "content": SPEC},
+    )
+    await _admin_json(
+        browser,
+        "POST",
+        f"/v2/portals/{portal_id}/product-versions",
+        {
+            "product_version_id": version["id"],
+            "publish_status": "published",
+            "application_registration_enabled": True,
+            "auto_approve_registration": auto_approve,
+            "deprecated": False,
+            "auth_strategy_ids": [strategy["id"]],
+        },
+    )
+    return {"strategy": strategy["id"], "product": product["id"], "version": version["id"]}
+
+
+def _last_link(folder: Path, path: str) -> str:
+    mails = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime)
+    assert mails, "no mail was written"
+    msg = email.message_from_bytes(mails[-1].read_bytes())
+    body = msg.get_payload(decode=True).decode()
+    match = re.search(rf"http://[^\s]+{path}\?token=([0-9a-f-]+)", body)
+    assert match, body
+    return f"{path}?token={match.group(1)}"
+
+
+async def test_sign_up_verify_set_password_and_sign_in(browser: Browser, tmp_path: Path) -> None:
+    await ensure_default_portal(browser.runtime, auto_approve_developers=True)
+    browser.runtime.settings.mail_outbox = tmp_path / "mail"
+    bad = await browser.submit("/register", "/register", {"full_name": "Ada Lovelace", "email": "not-an-email"})
+    assert bad.status_code == 400
+    assert field_error(bad.text, "email")
+    assert input_value(bad.text, "full_name") == "Ada Lovelace"
+    ok = await browser.submit("/register", "/register", {"full_name": "Ada Lovelace", "email": "ada@example.com"})
+    assert ok.status_code == 200
+    assert "Check your mail" in ok.text
+    link = _last_link(tmp_path / "mail", "/verify-email")
+    confirm = await browser.get(link)
+    assert confirm.status_code == 200
+    token = link.split("=", 1)[1]
+    verified = await browser.post("/verify-email", [("token", token), ("csrf_token", csrf_of(confirm.text))])
+    assert verified.status_code == 200
+    assert "Set your password" in verified.text
+    assert verified.headers["cache-control"] == "no-store"
+    again = await browser.post("/verify-email", [("token", token), ("csrf_token", csrf_of(confirm.text))])
+    assert again.status_code == 410
+    reset_token = re.search(r'name="token" value="([0-9a-f-]+)"', verified.text).group(1)
+    csrf = csrf_of(verified.text)
+    mismatch = await browser.post(
+        "/reset-password",
+        [
+            ("token", reset_token),
+            ("first", "true"),
+            ("password", "correct horse battery"),
+            ("password_confirm", "correct horse batterx"),
+            ("csrf_token", csrf),
+        ],
+    )
+    assert mismatch.status_code == 400
+    assert field_error(mismatch.text, "password_confirm")
+    assert "correct horse" not in mismatch.text  # passwords are never echoed
+    short = await browser.post(
+        "/reset-password",
+        [
+            ("token", reset_token),
+            ("first", "true"),
+            ("password", "short"),
+            ("password_confirm", "short"),
+            ("csrf_token", csrf),
+        ],
+    )
+    assert short.status_code == 400
+    assert field_error(short.text, "password")
+    saved = await browser.post(
+        "/reset-password",
+        [
+            ("token", reset_token),
+            ("first", "true"),
+            ("password", "correct horse battery"),
+            ("password_confirm", "correct horse battery"),
+            ("csrf_token", csrf),
+        ],
+    )
+    assert saved.status_code == 303
+    assert saved.headers["location"] == "/login?reset=1"
+    wrong = await browser.submit("/login", "/login", {"email": "ada@example.com", "password": "wrong password!!"})
+    assert wrong.status_code == 401
+    assert "Invalid Credentials" in wrong.text
+    assert input_value(wrong.text, "email") == "ada@example.com"
+    signed = await browser.submit("/login", "/login", {"email": "ada@example.com", "password": "correct horse battery"})
+    assert signed.status_code == 303
+    assert "portalaccesstoken=" in signed.headers.get("set-cookie", "")
+    apps = await browser.get("/apps")
+    assert apps.status_code == 200
+    assert "You have no app yet" in apps.text
+    out = await browser.submit("/apps", "/logout", {})
+    assert out.status_code == 303
+    assert (await browser.get("/apps")).headers["location"] == "/login?next=/apps"
+
+
+async def test_private_catalog_needs_sign_in_and_lists_published_products(browser: Browser) -> None:
+    portal_id = str(await ensure_default_portal(browser.runtime))
+    ids = await publish_key_auth_product(browser, portal_id)
+    anonymous = await browser.get("/")
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/login"
+    dev = await approved_developer(browser.runtime, portal_id=uuid.UUID(portal_id))
+    browser.client.cookies.set("portalaccesstoken", dev.access_token)
+    catalog = await browser.get("/")
+    assert catalog.status_code == 200
+    assert "Billing" in catalog.text
+    assert "Billing" in (await browser.get("/?q=invoic")).text
+    assert "Nothing matches" in (await browser.get("/?q=zzz")).text
+    product = await browser.get(f"/products/{ids['product']}")
+    assert product.status_code == 200
+    text = product.text
+    assert "Get an invoice" in text and "/invoices/{invoiceId}" in text
+    assert "invoiceId" in text and "expand" in text and "Include the lines" in text
+    assert "amount" in text and "Cents" in text and "label" in text  # request/response schemas, $refs resolved
+    assert "API key" in text
+    assert "Create an app for this API" in text
+    assert (await browser.get("/products/not-a-uuid")).status_code == 404
+
+
+async def test_new_app_shows_the_key_once_then_detail_request_revoke_delete(browser: Browser) -> None:
+    portal_id = str(await ensure_default_portal(browser.runtime))
+    ids = await publish_key_auth_product(browser, portal_id)
+    dev = await approved_developer(browser.runtime, portal_id=uuid.UUID(portal_id))
+    browser.client.cookies.set("portalaccesstoken", dev.access_token)
+    bad = await browser.submit(
+        "/apps/new", "/apps/new", {"name": "", "auth_strategy_id": ids["strategy"], "description": "keep me"}
+    )
+    assert bad.status_code == 400
+    assert field_error(bad.text, "name")
+    assert "keep me" in bad.text
+    created = await browser.submit(
+        f"/apps/new?strategy={ids['strategy']}&version={ids['version']}",
+        "/apps/new",
+        {
+            "name": "billing-sync",
+            "auth_strategy_id": ids["strategy"],
+            "description": "",
+            "product_version_id": ids["version"],
+        },
+    )
+    assert created.status_code == 201  # the POST's own answer, no redirect
+    assert created.headers["cache-control"] == "no-store"
+    assert "Store it now" in created.text
+    key = re.search(r'id="api-key" type="text" value="(kak_[A-Za-z0-9_-]+)"', created.text).group(1)
+    assert "pending" in created.text  # access requested for the version
+    proceed = re.search(r'href="(/apps/[0-9a-f-]+)">Proceed', created.text).group(1)
+    detail = await browser.get(proceed)
+    assert detail.status_code == 200
+    assert key not in detail.text
+    assert "Billing" in detail.text and "pending" in detail.text
+    dup = await browser.submit("/apps/new", "/apps/new", {"name": "billing-sync", "auth_strategy_id": ids["strategy"]})
+    assert dup.status_code == 409
+    assert "billing-sync" in dup.text
+    # a second key, then revoke it
+    second = await browser.submit(proceed, proceed + "/credentials", {"display_name": "CI"})
+    assert second.status_code == 201
+    detail = await browser.get(proceed)
+    cred_ids = re.findall(rf'action="{proceed}/credentials/([0-9a-f-]+)/revoke"', detail.text)
+    assert len(cred_ids) == 2
+    revoked = await browser.submit(proceed, f"{proceed}/credentials/{cred_ids[0]}/revoke", {})
+    assert revoked.status_code == 303
+    assert "revoked" in (await browser.get(proceed)).text
+    # withdraw the request, ask again from the detail page
+    reg_id = re.search(rf'action="{proceed}/registrations/([0-9a-f-]+)/withdraw"', detail.text).group(1)
+    assert (await browser.submit(proceed, f"{proceed}/registrations/{reg_id}/withdraw", {})).status_code == 303
+    page = await browser.get(proceed)
+    assert "has no access to any API yet" in page.text
+    asked = await browser.submit(proceed, proceed + "/registrations", {"product_version_id": ids["version"]})
+    assert asked.status_code == 303
+    # delete needs the confirmation box
+    refused = await browser.submit(proceed, proceed + "/delete", {})
+    assert refused.status_code == 400
+    assert field_error(refused.text, "confirm")
+    gone = await browser.submit(proceed, proceed + "/delete", {"confirm": "yes"})
+    assert gone.status_code == 303
+    assert gone.headers["location"] == "/apps?deleted=1"
+    assert (await browser.get(proceed)).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/apps", "/apps/new"])
+async def test_app_pages_need_a_developer(browser: Browser, path: str) -> None:
+    await ensure_default_portal(browser.runtime)
+    response = await browser.get(path)
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/login?next={path}"
