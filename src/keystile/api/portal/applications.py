@@ -68,6 +68,7 @@ async def idempotent(request: Request, ctx: Ctx, body: Any, run: Callable[[], Aw
     try:
         answer = await run()
     except KeystileError as exc:
+        await ctx.session.rollback()  # the refused change is over; the kept answer must not ride on it
         status = problems.status_for(exc)
         if status < 500:
             kept = problems.to_response(exc)
