@@ -60,6 +60,8 @@ class EchoUpstream(LoopbackServer):
         body = await request.read()
         if request.path.endswith("/slow"):
             await asyncio.sleep(5)
+        if request.path.endswith("/delay"):
+            await asyncio.sleep(1)
         if request.path.endswith("/stream"):
             response = web.StreamResponse(status=200)
             response.content_type = "text/plain"

@@ -212,3 +212,24 @@ async def test_config_file_reload_keeps_running_config_when_invalid(world: World
     assert gw.node.reload() is True
     assert (await gw.client.get("/a/x", headers={"apikey": "k-secret"})).status_code == 403
     assert S_KEY in gw.config_path.read_text()
+
+
+async def test_trusted_proxies_keep_the_forwarded_chain(world: World, start_gateway) -> None:
+    import ipaddress
+
+    world.key_app("app-key", "k-secret", [PV_A])
+    gw = await start_gateway(world.build(), trusted_proxies=[ipaddress.ip_network("127.0.0.0/8")])
+    seen = (
+        await gw.client.get(
+            "/a/x",
+            headers={
+                "apikey": "k-secret",
+                "X-Forwarded-For": "203.0.113.7",
+                "X-Forwarded-Proto": "https",
+                "X-Forwarded-Host": "api.example.com",
+            },
+        )
+    ).json()
+    assert header(seen, "X-Forwarded-For") == ["203.0.113.7, 127.0.0.1"]
+    assert header(seen, "X-Forwarded-Proto") == ["https"]
+    assert header(seen, "X-Forwarded-Host") == ["api.example.com"]
