@@ -828,7 +828,7 @@ def two_steps(deadline: float, delay: float) -> tuple[TwoSteps, list[str]]:
 
 
 async def test_one_deadline_covers_all_requests_of_an_operation():
-    adapter, seen = two_steps(deadline=0.3, delay=0.2)
+    adapter, seen = two_steps(deadline=1.0, delay=0.6)
     with pytest.raises(ProviderError) as caught:
         await adapter.register(app())
     assert seen == ["/one", "/two"]
@@ -837,7 +837,7 @@ async def test_one_deadline_covers_all_requests_of_an_operation():
 
 
 async def test_an_operation_out_of_time_sends_nothing_more():
-    adapter, seen = two_steps(deadline=0.2, delay=0.25)
+    adapter, seen = two_steps(deadline=1.0, delay=0)
 
     async def late(request):
         seen.append(request.url.path)
@@ -857,7 +857,7 @@ async def test_an_operation_out_of_time_sends_nothing_more():
 
 
 async def test_nested_operations_share_the_outer_deadline():
-    adapter, seen = two_steps(deadline=0.3, delay=0.2)
+    adapter, seen = two_steps(deadline=1.0, delay=0.6)
     with pytest.raises(ProviderError):
         await adapter.deregister(ClientRef("c", uuid.uuid4()))
     assert seen == ["/one", "/two"]
