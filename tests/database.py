@@ -4,7 +4,7 @@ Migrations run once per backend and pytest-xdist worker; each test runs inside a
 rolled back at the end, with services' commits turned into SAVEPOINT releases (SQLAlchemy's "joining a
 session into an external transaction" recipe; on SQLite our engine makes pysqlite emit real SAVEPOINTs).
 PostgreSQL comes from KEYSTILE_TEST_DATABASE_URL (default postgres@127.0.0.1:5432); each worker creates and
-drops its own database `keystile_test_<worker>` and never touches another.
+drops its own database `keystile_test_<worker>_<run>` and never touches another.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def drop_pg_database(name: str) -> None:
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 async def db_engine(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str, testrun_uid: str
 ) -> AsyncIterator[AsyncEngine]:
     """A migrated engine per backend (session scope)."""
     if request.param == "sqlite":
@@ -67,7 +67,8 @@ async def db_engine(
         yield engine
         await engine.dispose()
         return
-    name = f"keystile_test_{worker_id}"
+    # one database per worker and run: two runs on one machine (a developer's and CI's) never share one
+    name = f"keystile_test_{worker_id}_{testrun_uid[:8]}"
     url = create_pg_database(name)
     engine = create_engine(url, pool_size=2, max_overflow=2)
     await migrate.upgrade(engine)
