@@ -182,8 +182,10 @@ async def create_product(ctx: Ctx, raw: Any) -> dict[str, Any]:
         status_code=201,
         changes=audit.diff({}, {"name": row.name, "portal_ids": [str(p) for p in body.portal_ids or []]}),
     )
+    await ctx.session.flush()
+    out = await _product_out(ctx, row)  # read before the commit: no transaction stays open after it
     await ctx.session.commit()
-    return await _product_out(ctx, row)
+    return out
 
 
 async def get_product(ctx: Ctx, product_id: uuid.UUID) -> dict[str, Any]:
@@ -460,8 +462,10 @@ async def create_version(ctx: Ctx, product_id: uuid.UUID, raw: Any) -> dict[str,
         status_code=201,
         changes=audit.diff({}, {"name": row.name, "product_id": str(product.id), "gateway_service": service}),
     )
+    await ctx.session.flush()
+    out = await _version_out(ctx, row)
     await ctx.session.commit()
-    return await _version_out(ctx, row)
+    return out
 
 
 async def get_version(ctx: Ctx, product_id: uuid.UUID, version_id: uuid.UUID) -> dict[str, Any]:

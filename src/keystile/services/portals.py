@@ -265,8 +265,10 @@ async def create(ctx: Ctx, raw: Any) -> dict[str, Any]:
     )
     ctx.session.add(row)
     audit.record(ctx, "portal.create", "portal", row.id, status_code=201, changes=audit.diff({}, _snapshot(row)))
+    await ctx.session.flush()
+    out = await _out(ctx, row)  # read before the commit: no transaction stays open after it
     await ctx.session.commit()
-    return await _out(ctx, row)
+    return out
 
 
 async def get(ctx: Ctx, portal_id: uuid.UUID) -> dict[str, Any]:
@@ -606,8 +608,10 @@ async def create_product_version(ctx: Ctx, portal_id: uuid.UUID, raw: Any) -> di
             {}, {"portal_id": str(portal.id), "product_version_id": str(version.id), **_ppv_snapshot(row)}
         ),
     )
+    await ctx.session.flush()
+    out = await _ppv_out(ctx, row)
     await ctx.session.commit()
-    return await _ppv_out(ctx, row)
+    return out
 
 
 async def replace_product_version(

@@ -183,3 +183,16 @@ async def test_delete_product_and_version(api):
     assert (await api.client.delete(f"/v2/api-products/{p['id']}")).status_code == 204
     assert (await api.client.get(f"/v2/api-products/{p['id']}")).status_code == 404
     assert (await api.client.delete(f"/v2/api-products/{p['id']}")).status_code == 404
+
+
+async def test_creates_are_idempotent(api):
+    headers = {"Idempotency-Key": "create-billing-1"}
+    first = await api.client.post("/v2/api-products", json={"name": "Billing"}, headers=headers)
+    again = await api.client.post("/v2/api-products", json={"name": "Billing"}, headers=headers)
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert again.headers["location"] == first.headers["location"]
+    other = await api.client.post("/v2/api-products", json={"name": "Other"}, headers=headers)
+    assert other.status_code == 422
+    listed = await api.client.get("/v2/api-products")
+    assert listed.json()["meta"]["page"]["total"] == 1

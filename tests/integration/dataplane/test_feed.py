@@ -138,3 +138,14 @@ async def test_nodes_are_tracked(api):
         "/v2/data-plane/config", headers=feed_headers(made["token"], **{"X-Keystile-Node-Id": "nope"})
     )
     assert bad.status_code == 400 and bad.json()["invalid_parameters"][0]["source"] == "header"
+
+
+async def test_token_create_replay_does_not_return_the_token_again(api):
+    headers = {"Idempotency-Key": "edge-token-1"}
+    first = await api.client.post("/v2/data-plane/tokens", json={"name": "edge-9"}, headers=headers)
+    assert first.status_code == 201
+    again = await api.client.post("/v2/data-plane/tokens", json={"name": "edge-9"}, headers=headers)
+    assert again.status_code == 409
+    assert again.headers["location"] == f"/v2/data-plane/tokens/{first.json()['id']}"
+    assert first.json()["token"] not in again.text
+    assert "shown once" in again.json()["detail"]

@@ -11,11 +11,12 @@ from starlette.responses import JSONResponse, Response
 
 from keystile.api.auth import admin_actor, admin_ctx, bearer_value, runtime
 from keystile.api.body import read_json
-from keystile.api.management.common import ERRORS, created, list_query, no_content
+from keystile.api.management.common import ERRORS, list_query, no_content
 from keystile.api.management.products import inline_body
 from keystile.api.management.schemas import Meta
+from keystile.api.portal.applications import Answer, idempotent
 from keystile.domain.errors import AuthenticationError, InvalidParameter, PermissionDeniedError, ValidationError
-from keystile.services import dataplane
+from keystile.services import dataplane, idempotency
 from keystile.services.context import Actor, Ctx
 
 __all__ = ["data_plane_actor", "router"]
@@ -175,8 +176,18 @@ async def get_data_plane_config(request: Request, actor: Actor = Depends(data_pl
     openapi_extra=inline_body(dataplane.DataPlaneTokenCreate),
 )
 async def create_data_plane_token(request: Request, ctx: Ctx = Depends(admin_ctx)) -> Response:
-    out = await dataplane.create_token(ctx, await read_json(request))
-    return created(out, f"/v2/data-plane/tokens/{out['id']}")
+    body = await read_json(request)
+
+    async def run() -> Answer:
+        out = await dataplane.create_token(ctx, body)
+        detail = idempotency.secret_detail(
+            "data-plane token",
+            out["id"],
+            f"delete it (DELETE /v2/data-plane/tokens/{out['id']}) and create another to get a new token",
+        )
+        return Answer(201, out, f"/v2/data-plane/tokens/{out['id']}", secret=detail)
+
+    return await idempotent(request, ctx, body, run)
 
 
 @router.get(

@@ -14,6 +14,7 @@ from keystile.api.body import read_json
 from keystile.api.management.common import ERRORS, created, list_query, no_content
 from keystile.api.management.products import StrategyRef, inline_body
 from keystile.api.management.schemas import Meta
+from keystile.api.portal.applications import Answer, idempotent
 from keystile.domain.catalog import (
     PortalCreate,
     PortalProductVersionCreate,
@@ -82,8 +83,13 @@ class PortalProductVersionPage(BaseModel):
     openapi_extra=inline_body(PortalCreate),
 )
 async def create_portal(request: Request, ctx: Ctx = Depends(admin_ctx)) -> Response:
-    out = await portals.create(ctx, await read_json(request))
-    return created(out, f"/v2/portals/{out['id']}")
+    body = await read_json(request)
+
+    async def run() -> Answer:
+        out = await portals.create(ctx, body)
+        return Answer(201, out, f"/v2/portals/{out['id']}")
+
+    return await idempotent(request, ctx, body, run)
 
 
 @router.get("", name="portal.list", response_model=None, responses={200: {"model": PortalPage}})
@@ -138,8 +144,13 @@ async def list_portal_product_versions(
 async def create_portal_product_version(
     portalId: uuid.UUID, request: Request, ctx: Ctx = Depends(admin_ctx)
 ) -> Response:
-    out = await portals.create_product_version(ctx, portalId, await read_json(request))
-    return created(out, f"/v2/portals/{portalId}/product-versions/{out['product_version_id']}")
+    body = await read_json(request)
+
+    async def run() -> Answer:
+        out = await portals.create_product_version(ctx, portalId, body)
+        return Answer(201, out, f"/v2/portals/{portalId}/product-versions/{out['product_version_id']}")
+
+    return await idempotent(request, ctx, body, run)
 
 
 @router.get(

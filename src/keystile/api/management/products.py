@@ -12,8 +12,9 @@ from starlette.responses import JSONResponse, Response
 
 from keystile.api.auth import admin_ctx
 from keystile.api.body import MAX_SPEC_BODY, read_json
-from keystile.api.management.common import ERRORS, created, list_query, no_content
+from keystile.api.management.common import ERRORS, list_query, no_content
 from keystile.api.management.schemas import Meta
+from keystile.api.portal.applications import Answer, idempotent
 from keystile.domain.catalog import (
     ProductCreate,
     ProductUpdate,
@@ -129,8 +130,13 @@ class SpecificationPage(BaseModel):
     openapi_extra=inline_body(ProductCreate),
 )
 async def create_api_product(request: Request, ctx: Ctx = Depends(admin_ctx)) -> Response:
-    out = await catalog.create_product(ctx, await read_json(request))
-    return created(out, f"/v2/api-products/{out['id']}")
+    body = await read_json(request)
+
+    async def run() -> Answer:
+        out = await catalog.create_product(ctx, body)
+        return Answer(201, out, f"/v2/api-products/{out['id']}")
+
+    return await idempotent(request, ctx, body, run)
 
 
 @router.get("", name="api_product.list", response_model=None, responses={200: {"model": ApiProductPage}})
@@ -175,8 +181,13 @@ async def delete_api_product(apiProductId: uuid.UUID, ctx: Ctx = Depends(admin_c
 async def create_api_product_version(
     apiProductId: uuid.UUID, request: Request, ctx: Ctx = Depends(admin_ctx)
 ) -> Response:
-    out = await catalog.create_version(ctx, apiProductId, await read_json(request))
-    return created(out, f"/v2/api-products/{apiProductId}/product-versions/{out['id']}")
+    body = await read_json(request)
+
+    async def run() -> Answer:
+        out = await catalog.create_version(ctx, apiProductId, body)
+        return Answer(201, out, f"/v2/api-products/{apiProductId}/product-versions/{out['id']}")
+
+    return await idempotent(request, ctx, body, run)
 
 
 @router.get(
@@ -247,10 +258,13 @@ async def create_api_product_version_spec(
     apiProductId: uuid.UUID, productVersionId: uuid.UUID, request: Request, ctx: Ctx = Depends(admin_ctx)
 ) -> Response:
     raw = await read_json(request, max_bytes=MAX_SPEC_BODY)
-    out = await catalog.create_specification(ctx, apiProductId, productVersionId, raw)
-    return created(
-        out, f"/v2/api-products/{apiProductId}/product-versions/{productVersionId}/specifications/{out['id']}"
-    )
+
+    async def run() -> Answer:
+        out = await catalog.create_specification(ctx, apiProductId, productVersionId, raw)
+        base = f"/v2/api-products/{apiProductId}/product-versions/{productVersionId}/specifications"
+        return Answer(201, out, f"{base}/{out['id']}")
+
+    return await idempotent(request, ctx, raw, run)
 
 
 @router.get(
