@@ -62,9 +62,13 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
                 await rt.close()
 
     app = FastAPI(
-        title="keystile Management API",
+        title="keystile API",
         version=__version__,
-        description="Konnect-compatible admin API of keystile: DCR providers, auth strategies, audit log.",
+        description=(
+            "keystile's Konnect-compatible APIs: the Management API (`/v2`: DCR providers, auth strategies, API "
+            "products, portals, developers, applications, registrations, audit log, data plane) and the Portal "
+            "API (`/api/v2`)."
+        ),
         openapi_url="/v2/openapi.json",
         docs_url="/v2/docs",
         redoc_url=None,
@@ -73,26 +77,27 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.runtime = rt
     app.state.settings = settings
     problems.install(app)
-    for router in (
+    api_routers = (
         providers.router,
         strategies.router,
         audit.router,
         products.router,
         portals.router,
         dataplane_api.router,
-        *web_routes.routers,
+        admin_developers.router,
+        admin_applications.router,
+        idp_operations.router,
         portal_developer.router,
         portal_catalog.router,
-        admin_developers.router,
-    ):
-        app.include_router(router)
-    for router in (
         portal_applications.router,
         portal_credentials.router,
         portal_registrations.router,
-        admin_applications.router,
-        idp_operations.router,
-    ):
+    )
+    for router in api_routers:
+        # every JSON route may answer these problem+json errors; documenting them once keeps the served
+        # OpenAPI document true for clients and for the property-based tests
+        app.include_router(router, responses=problems.PROBLEM_RESPONSES)
+    for router in web_routes.routers:
         app.include_router(router)
     app.add_middleware(TraceMiddleware)
     return app

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from keystile.api.tracing import current_trace_id
 from keystile.domain import errors as e
 
-__all__ = ["install", "problem"]
+__all__ = ["PROBLEM_RESPONSES", "install", "problem"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,40 @@ TITLES = {
     502: "Bad Gateway",
     503: "Service Unavailable",
     504: "Gateway Timeout",
+}
+
+
+def _problem_schema() -> dict[str, Any]:
+    item = {
+        "type": "object",
+        "required": ["field", "rule", "reason"],
+        "properties": {
+            "field": {"type": "string"},
+            "rule": {"type": "string"},
+            "reason": {"type": "string"},
+            "source": {"type": "string"},
+            "choices": {"type": "array", "items": {}},
+            "minimum": {"type": "number"},
+            "maximum": {"type": "number"},
+            "dependents": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["status", "title", "instance", "detail"],
+        "properties": {
+            "status": {"type": "integer"},
+            "title": {"type": "string"},
+            "instance": {"type": "string"},
+            "detail": {"type": "string"},
+            "invalid_parameters": {"type": "array", "items": item},
+        },
+    }
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": TITLES[code], "content": {"application/problem+json": {"schema": _problem_schema()}}}
+    for code in (400, 401, 403, 404, 409, 410, 413, 415, 422, 429, 502, 503, 504)
 }
 
 STATUS: dict[type[e.KeystileError], int] = {
