@@ -92,6 +92,7 @@ __all__ = [
     "parse_error_body",
     "parse_time",
     "quiet_http_loggers",
+    "read_time",
     "retry_after_seconds",
     "translate_transport_error",
 ]
@@ -350,6 +351,14 @@ def operation_deadline(
 
     run.__keystile_deadline__ = True  # type: ignore[attr-defined]
     return run
+
+
+def read_time(body: Mapping[str, Any], key: str) -> datetime | None:
+    """`parse_time` of `body[key]`, `None` when absent or unreadable (an IdP's odd time never fails an operation)."""
+    try:
+        return parse_time(body.get(key))
+    except ValueError:
+        return None
 
 
 # (exception class, code, whether the request may have reached the IdP, retryable when nothing was sent).

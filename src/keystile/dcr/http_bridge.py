@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
-from keystile.dcr.base import BaseProvider, parse_time
+from keystile.dcr.base import BaseProvider, read_time
 from keystile.dcr.naming import client_name, registration_scopes
 from keystile.dcr.types import (
     AppMetadata,
@@ -130,13 +130,6 @@ class HttpBridgeProvider(BaseProvider):
                 payload["audience"] = audience
         return payload
 
-    @staticmethod
-    def _time(body: dict[str, Any], key: str) -> Any:
-        try:
-            return parse_time(body.get(key))
-        except ValueError:
-            return None
-
     # -- operations -------------------------------------------------------------------------------------------
 
     async def register(self, app: AppMetadata) -> IssuedClient:
@@ -166,8 +159,8 @@ class HttpBridgeProvider(BaseProvider):
         return IssuedClient(
             client_id=str(body["client_id"]),
             client_secret=SecretStr(str(body["client_secret"])),
-            issued_at=self._time(body, "client_id_issued_at"),
-            expires_at=self._time(body, "client_secret_expires_at"),
+            issued_at=read_time(body, "client_id_issued_at"),
+            expires_at=read_time(body, "client_secret_expires_at"),
             handles=handles,
             metadata=metadata,
         )
@@ -220,7 +213,7 @@ class HttpBridgeProvider(BaseProvider):
             )
         return RotatedSecret(
             client_secret=SecretStr(str(body["client_secret"])),
-            expires_at=self._time(body, "client_secret_expires_at"),
+            expires_at=read_time(body, "client_secret_expires_at"),
         )
 
     async def on_event(self, ref: ClientRef, event: HookEvent) -> ClientUpdate | None:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from pydantic import SecretStr
 
-from keystile.dcr.base import BaseProvider, parse_error_body, parse_time
+from keystile.dcr.base import BaseProvider, parse_error_body, read_time
 from keystile.dcr.naming import client_name, registration_scopes
 from keystile.dcr.types import (
     AppMetadata,
@@ -195,12 +195,6 @@ class Rfc7591Provider(BaseProvider):
         metadata = {k: v for k, v in body.items() if k not in SECRET_RESPONSE_FIELDS}
         return handles, secret_handles, metadata
 
-    def _time(self, body: dict[str, Any], key: str) -> datetime | None:
-        try:
-            return parse_time(body.get(key))
-        except ValueError:
-            return None
-
     # -- operations -------------------------------------------------------------------------------------------
 
     async def register(self, app: AppMetadata) -> IssuedClient:
@@ -226,8 +220,8 @@ class Rfc7591Provider(BaseProvider):
         return IssuedClient(
             client_id=str(body["client_id"]),
             client_secret=SecretStr(str(body["client_secret"])),
-            issued_at=self._time(body, "client_id_issued_at"),
-            expires_at=self._time(body, "client_secret_expires_at"),
+            issued_at=read_time(body, "client_id_issued_at"),
+            expires_at=read_time(body, "client_secret_expires_at"),
             handles=handles,
             secret_handles=secret_handles,
             metadata=metadata,
@@ -294,7 +288,7 @@ class Rfc7591Provider(BaseProvider):
             secret_handles=secret_handles,
             metadata=metadata,
             client_secret=SecretStr(secret) if isinstance(secret, str) and secret else None,
-            expires_at=self._time(body, "client_secret_expires_at") if take_secret else None,
+            expires_at=read_time(body, "client_secret_expires_at") if take_secret else None,
         )
 
     def _require_secret(self, operation: str, update: ClientUpdate) -> SecretStr:

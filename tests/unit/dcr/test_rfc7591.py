@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from keystile.dcr.base import ProviderConfig, TokenCache
+from keystile.dcr.base import ProviderConfig, TokenCache, read_time
 from keystile.dcr.curity import CurityProvider
 from keystile.dcr.rfc7591 import Rfc7591Provider
 from keystile.dcr.types import ClientRef, HookEvent
@@ -127,7 +127,7 @@ async def test_answer_fields_are_read_leniently(fake):
         {},
         {"client_id": "c", "registration_access_token_expires_in": True, "x": 1},
     )
-    assert adapter._time({"client_id_issued_at": "garbage"}, "client_id_issued_at") is None
+    assert read_time({"client_id_issued_at": "garbage"}, "client_id_issued_at") is None
 
 
 async def test_update_body_drops_forbidden_fields_and_follows_the_app(fake):
