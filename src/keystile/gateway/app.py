@@ -91,6 +91,19 @@ def load_file(path: Path) -> Snapshot:
     return parse_snapshot(raw, fmt)
 
 
+def check_file(path: Path) -> None:
+    """Everything `--config` start-up refuses: unreadable, invalid schema, or tables that cannot be built.
+
+    Raises:
+        SnapshotError: with every problem found.
+    """
+    snapshot = load_file(path)
+    try:
+        build_config(snapshot, "file")
+    except ValueError as exc:
+        raise SnapshotError([f"routes: {exc}"]) from exc
+
+
 def bind_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -138,8 +151,8 @@ class GatewayNode:
         self.metrics.config_loaded(snapshot.version)
         if self.gateway is not None:
             self.gateway.swap(config)
-        if self.role == "supervisor":
-            self._signal_workers()
+        if self.role == "supervisor" and source != "control_plane":
+            self._signal_workers()  # feed snapshots are signalled once written (ConfigSync.on_written)
         log.info("config version %d loaded (%s)", snapshot.version, source)
         try:
             asyncio.get_running_loop().call_soon(_release_memory)  # once the caller has let go of the models
@@ -160,15 +173,17 @@ class GatewayNode:
         try:
             self._file_mtime = path.stat().st_mtime
             snapshot = load_file(path)
-        except SnapshotError as exc:
+            self.apply(snapshot, self._reload_source())
+        except (OSError, ValueError) as exc:  # SnapshotError, or a route path build_config refuses
             self.metrics.config_rejected += 1
             log.error("reload of %s refused, keeping config version %s: %s", path, self.config_version, exc)
             return False
-        source: ConfigSource = "file" if self.options.config_file is not None else "control_plane"
-        if self.role == "worker" and self.options.config_file is None and self.config_version is None:
-            source = "last_known_good"
-        self.apply(snapshot, source)
         return True
+
+    def _reload_source(self) -> ConfigSource:
+        if self.options.config_file is not None:
+            return "file"
+        return "last_known_good" if self.config_version is None else "control_plane"
 
     def _signal_workers(self) -> None:
         for pid in self.worker_pids:
@@ -236,6 +251,7 @@ class GatewayNode:
                     apply=self._apply_from_feed,
                     metrics=self.metrics,
                     wait=opts.sync_wait,
+                    on_written=self._signal_workers if self.role == "supervisor" else None,
                 )
                 if self.config_version is not None:
                     self.sync.start_from(self.config_version)
@@ -322,8 +338,7 @@ class GatewayNode:
         await self.stop()
 
     def _sighup_file(self) -> None:
-        if self.reload() and self.role == "supervisor":
-            self._signal_workers()
+        self.reload()  # the supervisor signals its workers from apply()
 
 
 def _release_memory() -> None:
@@ -360,7 +375,7 @@ def run(options: GatewayOptions) -> int:
     _setup_logging()
     if options.config_file is not None:
         try:
-            load_file(options.config_file)
+            check_file(options.config_file)
         except SnapshotError as exc:
             for error in exc.errors:
                 print(f"invalid config: {error}", file=sys.stderr)

@@ -45,12 +45,14 @@ class ConfigSync:
         apply: Callable[[Snapshot], None],
         metrics: GatewayMetrics,
         wait: int = WAIT_SECONDS,
+        on_written: Callable[[], None] | None = None,
     ) -> None:
         self._url = control_plane.rstrip("/") + "/v2/data-plane/config"
         self._token = token if token.lower().startswith("bearer ") else f"Bearer {token}"
         self._state_dir = state_dir
         self._client = client
         self._apply = apply
+        self._on_written = on_written
         self._metrics = metrics
         self._wait = wait
         self._headers = {
@@ -105,8 +107,16 @@ class ConfigSync:
             log.error("config feed sent a snapshot this gateway cannot use; keeping the current one: %s", exc)
             self.etag = etag
             return True
-        self._apply(snapshot)
+        try:
+            self._apply(snapshot)
+        except ValueError as exc:
+            self._metrics.config_rejected += 1
+            log.error("config version %d cannot be served; keeping the current one: %s", snapshot.version, exc)
+            self.etag = etag
+            return True
         write_atomic(self._state_dir / CONFIG_FILE, response.content)
+        if self._on_written is not None:
+            self._on_written()  # workers load the file: tell them only once it is there
         self.etag = etag or f'"{snapshot.version}"'
         return True
 
@@ -114,7 +124,12 @@ class ConfigSync:
         """Poll until cancelled."""
         backoff = BACKOFF_START
         while True:
-            if await self.poll_once():
+            try:
+                answered = await self.poll_once()
+            except OSError as exc:  # the state file could not be written: keep serving, keep trying
+                log.error("config sync failed: %s", exc)
+                answered = False
+            if answered:
                 backoff = BACKOFF_START
                 continue
             await asyncio.sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not cryptography

@@ -191,7 +191,7 @@ def build_config(snapshot: Snapshot, source: ConfigSource) -> GatewayConfig:
     """Build every table the request path needs.
 
     Raises:
-        ValueError: a route path that cannot be normalised.
+        ValueError: a route path that cannot be normalised (`MalformedPathError`).
     """
     strategies = {s.id: _compile_strategy(s) for s in snapshot.strategies}
     routes: list[CompiledRoute] = []
