@@ -21,10 +21,11 @@ from keystile.domain.errors import ConflictError, InvalidParameter, NotFoundErro
 from keystile.domain.listing import ListQuery, ListSpec, Page
 from keystile.domain.time import rfc3339
 from keystile.domain.validation import parse
-from keystile.services import applications, audit, installation, outbox
+from keystile.services import applications, audit, installation, mail, outbox
 from keystile.services.context import Ctx
 from keystile.store.listing import paginate
 from keystile.store.models import (
+    ApiProduct,
     Application,
     AuthStrategy,
     Developer,
@@ -574,6 +575,38 @@ async def _version_row(ctx: Ctx, version_id: uuid.UUID) -> ProductVersion:
     return version
 
 
+async def _notify_deprecation(ctx: Ctx, portal: Portal, version: ProductVersion) -> int:
+    """Mail the developers holding registrations of `version` in `portal` that it is deprecated; how many."""
+    product = await ctx.session.get(ApiProduct, version.product_id)
+    rows = await ctx.session.execute(
+        select(Developer.email, Developer.full_name)
+        .join(Application, Application.developer_id == Developer.id)
+        .join(Registration, Registration.application_id == Application.id)
+        .where(
+            Registration.portal_id == portal.id,
+            Registration.product_version_id == version.id,
+            Registration.status.in_(("approved", "pending")),
+        )
+        .distinct()
+    )
+    recipients = list(rows)
+    what = f"{product.name if product is not None else 'API'} {version.name}"
+    for email, full_name in recipients:
+        await mail.send(
+            ctx.runtime,
+            mail.Mail(
+                to=email,
+                subject=f"{what} is deprecated",
+                text=(
+                    f"Hello {full_name},\n\n{what}, which your applications are registered for in the portal "
+                    f"{portal.display_name}, is now deprecated. Plan a move to a newer version.\n"
+                ),
+                kind="deprecation",
+            ),
+        )
+    return len(recipients)
+
+
 async def create_product_version(ctx: Ctx, portal_id: uuid.UUID, raw: Any) -> dict[str, Any]:
     portal = await get_row(ctx, portal_id)
     body = parse(PortalProductVersionCreate, raw, extra_items=await _reference_problems(ctx, raw, with_version=True))
@@ -632,6 +665,7 @@ async def replace_product_version(
     else:
         before = _ppv_snapshot(row)
         await _guard_strategy_change(ctx, row, strategy_id, version)
+    newly_deprecated = body.deprecated and not row.deprecated
     row.publish_status = body.publish_status
     row.application_registration_enabled = body.application_registration_enabled
     row.auto_approve_registration = body.auto_approve_registration
@@ -647,8 +681,12 @@ async def replace_product_version(
         status_code=201 if created else 200,
         changes=audit.diff(before, _ppv_snapshot(row)),
     )
+    await ctx.session.flush()
+    out = await _ppv_out(ctx, row)
     await ctx.session.commit()
-    return await _ppv_out(ctx, row), created
+    if body.notify_developers and newly_deprecated and not created:
+        await _notify_deprecation(ctx, portal, version)
+    return out, created
 
 
 async def update_product_version(ctx: Ctx, portal_id: uuid.UUID, version_id: uuid.UUID, raw: Any) -> dict[str, Any]:
@@ -668,6 +706,7 @@ async def update_product_version(ctx: Ctx, portal_id: uuid.UUID, version_id: uui
     _dependent(enabled, strategy_id)
     await _guard_strategy_change(ctx, row, strategy_id, version)
     before = _ppv_snapshot(row)
+    newly_deprecated = bool(body.deprecated) and not row.deprecated
     for key in ("publish_status", "auto_approve_registration", "deprecated"):
         if key in sent and getattr(body, key) is not None:
             setattr(row, key, getattr(body, key))
@@ -681,8 +720,12 @@ async def update_product_version(ctx: Ctx, portal_id: uuid.UUID, version_id: uui
         row.id,
         changes=audit.diff(before, _ppv_snapshot(row)),
     )
+    await ctx.session.flush()
+    out = await _ppv_out(ctx, row)
     await ctx.session.commit()
-    return await _ppv_out(ctx, row)
+    if body.notify_developers and newly_deprecated:
+        await _notify_deprecation(ctx, portal, version)
+    return out
 
 
 async def delete_product_version(ctx: Ctx, portal_id: uuid.UUID, version_id: uuid.UUID) -> None:

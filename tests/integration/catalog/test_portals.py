@@ -273,3 +273,26 @@ async def test_product_portal_removal_and_deletes_guarded_by_registrations(api):
     assert r.status_code == 204
     apps = await api.client.get(f"/v2/portals/{portal['id']}")
     assert apps.json()["published_product_count"] == 0
+
+
+async def test_notify_developers_when_deprecated(api, tmp_path):
+    outbox = tmp_path / "mail"
+    outbox.mkdir()
+    api.runtime.settings.mail_outbox = outbox
+    portal = await default_portal(api.client)
+    strategy = await key_auth_strategy(api.client)
+    p = await product(api.client, "Billing")
+    v = await version(api.client, p["id"], "v1")
+    await publish(api.client, portal["id"], v["id"], strategy["id"])
+    await _seed_registration(api, portal["id"], strategy["id"], v["id"])
+    url = f"/v2/portals/{portal['id']}/product-versions/{v['id']}"
+    r = await api.client.patch(url, json={"deprecated": True})
+    assert r.status_code == 200 and list(outbox.iterdir()) == []  # not asked to notify
+    await api.client.patch(url, json={"deprecated": False})
+    r = await api.client.patch(url, json={"deprecated": True, "notify_developers": True})
+    assert r.status_code == 200
+    (sent,) = list(outbox.iterdir())
+    text = sent.read_text()
+    assert "Subject: Billing v1 is deprecated" in text and "@x.io" in text
+    r = await api.client.patch(url, json={"deprecated": True, "notify_developers": True})
+    assert len(list(outbox.iterdir())) == 1  # already deprecated: nothing new to tell
