@@ -21,6 +21,7 @@ from keystile.store.types import utcnow
 __all__ = ["check", "hit", "prune"]
 
 _KEY_MAX = 320
+RETENTION = timedelta(days=1)  # longer than every window in use
 
 
 def _key(key: str) -> str:
@@ -59,11 +60,15 @@ async def _nth_oldest(ctx: Ctx, key: str, since: datetime, offset: int) -> datet
 
 
 async def hit(ctx: Ctx, key: str) -> None:
-    """Count one event of `key` now (in the caller's transaction)."""
-    ctx.session.add(ThrottleEvent(key=_key(key), created_at=utcnow()))
+    """Count one event of `key` now (in the caller's transaction); the key's events older than any window go."""
+    now = utcnow()
+    await ctx.session.execute(
+        delete(ThrottleEvent).where(ThrottleEvent.key == _key(key), ThrottleEvent.created_at < now - RETENTION)
+    )
+    ctx.session.add(ThrottleEvent(key=_key(key), created_at=now))
 
 
-async def prune(ctx: Ctx, older_than: timedelta = timedelta(days=1)) -> int:
+async def prune(ctx: Ctx, older_than: timedelta = RETENTION) -> int:
     """Delete events older than any window; returns how many went."""
     result = await ctx.session.execute(delete(ThrottleEvent).where(ThrottleEvent.created_at < utcnow() - older_than))
     return int(getattr(result, "rowcount", 0) or 0)

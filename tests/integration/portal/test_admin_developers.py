@@ -204,3 +204,26 @@ async def test_delete_removes_developer_and_applications(portal_env: PortalEnv):
     assert "Confirm your email" in env.mails()[-1]["Subject"]
     audit = await env.admin.get("/v2/audit-logs", params={"filter[action]": "developer.delete"})
     assert audit.json()["data"][0]["resource"]["id"] == str(dev.developer_id)
+
+
+async def test_delete_with_an_application_still_deleting_keeps_the_row_until_it_goes(portal_env: PortalEnv):
+    env = portal_env
+    cat = await seed_catalog(env.runtime, env.portal_id)
+    dev = await approved_developer(env.runtime, email="slow@example.com")
+    app_id = await seed_application(env.runtime, env.portal_id, dev.developer_id, cat.key_strategy_id, {})
+    async with env.runtime.sessions() as s:
+        # as a DCR application waiting for its IdP client to be deleted (outbox)
+        await s.execute(update(Application).where(Application.id == app_id).values(status="deleting"))
+        await s.commit()
+    url = f"/v2/portals/{env.portal_id}/developers/{dev.developer_id}"
+    assert (await env.admin.delete(url)).status_code == 204
+    assert (await env.admin.get(url)).status_code == 404
+    async with env.runtime.sessions() as s:
+        row = await s.get(Developer, dev.developer_id)
+        assert row is not None and row.status == "deleted" and row.email != "slow@example.com"
+        await s.delete(await s.get(Application, app_id))  # what the outbox does once the IdP agreed
+        await s.commit()
+    listed = await env.admin.get(f"/v2/portals/{env.portal_id}/developers")
+    assert listed.json()["meta"]["page"]["total"] == 0
+    async with env.runtime.sessions() as s:
+        assert await s.get(Developer, dev.developer_id) is None

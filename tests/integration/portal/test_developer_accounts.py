@@ -7,11 +7,12 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
 from keystile.services import throttle
 from keystile.services.context import SYSTEM
-from keystile.store.models import Developer, DeveloperToken, Portal
+from keystile.store.models import Developer, DeveloperToken, Portal, ThrottleEvent
 from keystile.store.types import utcnow
 from tests.integration.portal.conftest import PortalEnv, use_settings
 
@@ -182,7 +183,7 @@ async def test_unauthenticated_errors_and_bodies(portal_env: PortalEnv):
     }
     assert (await env.client.post("/api/v2/developer/refresh")).status_code == 401
     assert (await env.client.post("/api/v2/developer/logout")).status_code == 204
-    assert (await env.client.get("/api/v2/developer/authenticate/sso")).status_code in (404, 405)
+    assert (await env.client.get("/api/v2/developer/authenticate/sso")).status_code == 404
 
 
 async def test_expired_verification_token_is_gone(portal_env: PortalEnv):
@@ -432,3 +433,42 @@ async def test_mail_dropped_without_transport_is_logged(portal_env: PortalEnv, c
     assert r.status_code == 201
     assert any("dropped" in rec.getMessage() and "KEYSTILE_SMTP_URL" in rec.getMessage() for rec in caplog.records)
     assert all("token" not in rec.getMessage() for rec in caplog.records)
+
+
+async def test_unknown_email_costs_one_password_verification(portal_env: PortalEnv):
+    """No timing difference between unknown and known emails: both run exactly one argon2id verification."""
+    env = portal_env
+    calls: list[str] = []
+
+    class CountingHasher(PasswordHasher):
+        def verify(self, hash, password):
+            calls.append(hash)
+            return super().verify(hash, password)
+
+    env.runtime.extras["password_hasher"] = CountingHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    await set_portal(env, auto_approve_developers=True)
+    await sign_up_and_verify(env, "timing@example.com")
+    await login(env, "nobody@example.com", "whatever password")
+    await login(env, "timing@example.com", "whatever password")
+    assert len(calls) == 2
+    assert all(h.startswith("$argon2id$") for h in calls)
+    async with env.runtime.sessions() as session:
+        stored = (
+            await session.execute(select(Developer.password_hash).where(Developer.email == "timing@example.com"))
+        ).scalar_one()
+    assert stored.startswith("$argon2id$") and calls[1] == stored and calls[0] != stored
+
+
+async def test_old_throttle_events_do_not_count(portal_env: PortalEnv):
+    env = portal_env
+    async with env.runtime.unit(SYSTEM) as ctx:
+        for _ in range(10):
+            ctx.session.add(ThrottleEvent(key="signup:ip:127.0.0.1", created_at=utcnow() - timedelta(hours=2)))
+        await ctx.session.commit()
+    r = await env.client.post("/api/v2/developer", json={"email": "fine@example.com", "full_name": "F"})
+    assert r.status_code == 201
+    async with env.runtime.sessions() as session:
+        keys = (
+            await session.execute(select(ThrottleEvent.created_at).where(ThrottleEvent.key == "signup:ip:127.0.0.1"))
+        ).all()
+    assert len(keys) == 11  # counted, not yet pruned (kept a day)
