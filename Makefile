@@ -26,8 +26,8 @@ $(UV):
 
 deps: .venv/.synced ## install the Python dependencies (uv.lock) into .venv
 
-demo: deps ## run keystile on the embedded defaults (SQLite in ./keystile-data)
-	@$(RUN) keystile serve
+demo: deps ## the whole flow on one machine: control plane, built-in IdP, gateway, sample upstream (Ctrl-C stops)
+	@$(RUN) keystile demo
 
 serve: deps ## run the control plane on the defaults (SQLite in ./keystile-data)
 	@$(RUN) keystile serve
@@ -65,4 +65,4 @@ bench: deps ## benchmarks (see bench/README.md)
 	@for b in bench/*.py; do echo "== $$b"; $(RUN) python $$b || exit 1; done
 
 clean: ## remove caches and local state
-	rm -rf .venv $(TOOLS) .pytest_cache .mypy_cache .ruff_cache keystile-data keystile-gateway test-artifacts
+	rm -rf .venv $(TOOLS) .pytest_cache .mypy_cache .ruff_cache keystile-data keystile-gateway keystile-demo test-artifacts
