@@ -127,6 +127,25 @@ def _accepts_gzip(request: Request) -> bool:
     name="data_plane.config",
     response_model=None,
     responses={200: {"description": "the snapshot (contracts/gateway.md §3)"}, 304: {"description": "unchanged"}},
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "wait",
+                "in": "query",
+                "required": False,
+                "description": "with If-None-Match equal to the current ETag: hold up to this many seconds",
+                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT, "default": 0},
+            },
+            {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
+            {
+                "name": "X-Keystile-Node-Id",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "format": "uuid"},
+            },
+            {"name": "X-Keystile-Node-Hostname", "in": "header", "required": False, "schema": {"type": "string"}},
+        ]
+    },
 )
 async def get_data_plane_config(request: Request, actor: Actor = Depends(data_plane_actor)) -> Response:
     wait = _wait(request)
