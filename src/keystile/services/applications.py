@@ -195,14 +195,16 @@ def strategy_view(strategy: AuthStrategy, provider: DcrProvider | None) -> dict[
     """A strategy as developers see it (portal-api.md §4.1, §7): display name, never the provider."""
     ctype = credential_type(strategy.strategy_type, strategy.dcr_provider_id)
     if ctype == "key_auth":
-        return {
+        out: dict[str, Any] = {
             "id": str(strategy.id),
             "name": strategy.display_name,
             "credential_type": ctype,
             "key_names": list(strategy.configs.get("key_names") or ["apikey"]),
-            "ttl": strategy.configs.get("ttl"),
             "supports_multiple_credentials": True,
         }
+        if strategy.configs.get("ttl"):
+            out["ttl"] = strategy.configs["ttl"]
+        return out
     top = max_secrets(provider) if ctype == "client_credentials" else 1
     return {
         "id": str(strategy.id),
@@ -216,12 +218,20 @@ def strategy_view(strategy: AuthStrategy, provider: DcrProvider | None) -> dict[
     }
 
 
+def reference_id(app: Application) -> str | None:
+    """What `reference_id` shows: the stored one (the IdP client id for DCR, the developer's for others); an
+    application without one (key_auth) shows its own id, as Konnect's schema has the field as a non-null string."""
+    if app.reference_id is not None:
+        return app.reference_id
+    return str(app.id) if app.dcr_provider_id is None else None
+
+
 def view(app: Application, strategy: AuthStrategy, provider: DcrProvider | None) -> dict[str, Any]:
     """The Portal API application object (portal-api.md §4.1, without `credentials`)."""
     return {
         "id": str(app.id),
         "name": app.name,
-        "reference_id": app.reference_id,
+        "reference_id": reference_id(app),
         "description": app.description,
         "redirect_uri": app.redirect_uri,
         "auth_strategy": strategy_view(strategy, provider),
@@ -230,6 +240,19 @@ def view(app: Application, strategy: AuthStrategy, provider: DcrProvider | None)
         "created_at": rfc3339(app.created_at),
         "updated_at": rfc3339(app.updated_at),
     }
+
+
+def _admin_strategy(strategy: AuthStrategy) -> dict[str, Any]:
+    ctype = credential_type(strategy.strategy_type, strategy.dcr_provider_id)
+    out: dict[str, Any] = {"id": str(strategy.id), "name": strategy.name, "credential_type": ctype}
+    if ctype == "key_auth":
+        out["key_names"] = list(strategy.configs.get("key_names") or ["apikey"])
+        if strategy.configs.get("ttl"):
+            out["ttl"] = strategy.configs["ttl"]
+    else:
+        out["auth_methods"] = list(strategy.configs.get("auth_methods") or [])
+        out["available_scopes"] = list(strategy.configs.get("scopes") or [])
+    return out
 
 
 def admin_view(
@@ -244,20 +267,12 @@ def admin_view(
         "name": app.name,
         "description": app.description,
         "labels": dict(app.labels or {}),
-        "reference_id": app.reference_id,
+        "reference_id": reference_id(app),
         "registration_count": registration_count,
         "dcr_provider": {"id": str(app.dcr_provider_id)} if app.dcr_provider_id else None,
         "portal": {"id": str(app.portal_id)},
         "developer": {"id": str(developer.id), "name": developer.full_name, "email": developer.email},
-        "auth_strategy": {
-            "id": str(strategy.id),
-            "name": strategy.name,
-            "credential_type": credential_type(strategy.strategy_type, strategy.dcr_provider_id),
-            "auth_methods": list(strategy.configs.get("auth_methods") or []),
-            "available_scopes": list(strategy.configs.get("scopes") or [])
-            if strategy.strategy_type == "openid_connect"
-            else [],
-        },
+        "auth_strategy": _admin_strategy(strategy),
         "granted_scopes": None,
         "status": app.status,
         "created_at": rfc3339(app.created_at),
