@@ -10,15 +10,17 @@ which the deletion, and the secrets it holds. The suite then runs, for every typ
   read timeout, 429 with `Retry-After`, 500, malformed JSON on a 2xx. They are real network conditions: the armed
   request is sent to a loopback "chaos" server (or to a bound port that does not listen) instead of the IdP.
 
-A vendor adapter joins by adding `HARNESSES["<type>"] = <async context manager factory>`; a type without one is
-skipped with that reason.
+The vendor types (okta, auth0, azureAd) run against their in-process fakes of tests/unit/dcr/fakes. A new type
+joins by adding `HARNESSES["<type>"] = <async context manager factory>`; a type without one is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import re
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,6 +35,11 @@ from keystile.dcr.base import BaseProvider, TokenCache
 from keystile.dcr.registry import ADAPTERS, build_adapter
 from keystile.dcr.types import AppMetadata, HookEvent, IssuedClient, StrategyInfo
 from keystile.domain.errors import ProviderError
+from tests.conftest import missing_service
+from tests.unit.dcr.fakes import auth0 as auth0_fake
+from tests.unit.dcr.fakes import entra as entra_fake
+from tests.unit.dcr.fakes import okta as okta_fake
+from tests.unit.dcr.fakes.okta_spec import SPEC_DIR, OktaValidator, load_okta_specs
 from tests.unit.dcr.rfc7592_fake import ADMIN_ID, ADMIN_SECRET, ISSUER, Rfc7592Fake
 
 PROVIDER_ID = "0e6a8f2c-4b1d-4c3e-9a7f-6d5b4c3a2f10"
@@ -267,11 +274,113 @@ async def http_harness(request: pytest.FixtureRequest, chaos: Chaos) -> AsyncIte
     await transport.aclose()
 
 
-#: provider_type → harness factory. The vendor adapters (okta, auth0, azureAd) add theirs here.
+def vendor_app(scopes: tuple[str, ...], **strategy: Any) -> AppMetadata:
+    app = suite_app("Suite app")
+    return dataclasses.replace(app, scopes=scopes, strategy=StrategyInfo(scopes=scopes, **strategy))
+
+
+@pytest.fixture(scope="session")
+def okta_validator() -> OktaValidator | None:
+    """Okta's OpenAPI documents, parsed once per test run (None when ../shared/specs/okta is absent)."""
+    return load_okta_specs()
+
+
+@contextlib.asynccontextmanager
+async def okta_harness(request: pytest.FixtureRequest, chaos: Chaos) -> AsyncIterator[Harness]:
+    """The Okta fake, its traffic validated against Okta's OpenAPI documents."""
+    validator = request.getfixturevalue("okta_validator")
+    if validator is None:
+        missing_service(f"Okta's OpenAPI documents are not in {SPEC_DIR} (see ../shared/specs/okta/SOURCE.md)")
+    fake = okta_fake.FakeOkta(validator)
+    transport = FaultTransport(fake.transport(), chaos)
+
+    async def gone(issued: IssuedClient, secret: SecretStr) -> bool:
+        return issued.client_id not in fake.clients
+
+    yield Harness(
+        provider_type="okta",
+        transport=transport,
+        build=_builder("okta", okta_fake.ISSUER, {}, {"dcr_token": okta_fake.API_TOKEN}),
+        is_register=lambda r: r.method == "POST" and r.url.path == "/oauth2/v1/clients",
+        is_deregister=lambda r: (
+            r.method == "DELETE" and re.fullmatch(r"/oauth2/v1/clients/[^/]+", r.url.path) is not None
+        ),
+        secrets=[okta_fake.API_TOKEN],
+        gone=gone,
+        app=vendor_app(("orders:read",)),
+    )
+    await transport.aclose()
+    fake.assert_clean()
+
+
+@contextlib.asynccontextmanager
+async def auth0_harness(request: pytest.FixtureRequest, chaos: Chaos) -> AsyncIterator[Harness]:
+    """The Auth0 fake (Management API, client grants)."""
+    fake = auth0_fake.FakeAuth0()
+    transport = FaultTransport(fake.transport(), chaos)
+
+    async def gone(issued: IssuedClient, secret: SecretStr) -> bool:
+        return issued.client_id not in fake.clients and not fake.grants_of(issued.client_id)
+
+    yield Harness(
+        provider_type="auth0",
+        transport=transport,
+        build=_builder(
+            "auth0",
+            auth0_fake.ISSUER,
+            {"initial_client_id": auth0_fake.ADMIN_CLIENT_ID},
+            {"initial_client_secret": auth0_fake.ADMIN_CLIENT_SECRET},
+        ),
+        is_register=lambda r: r.method == "POST" and r.url.path == "/api/v2/clients",
+        is_deregister=lambda r: r.method == "DELETE" and re.fullmatch(r"/api/v2/clients/[^/]+", r.url.path) is not None,
+        secrets=[auth0_fake.ADMIN_CLIENT_SECRET],
+        gone=gone,
+        app=vendor_app(
+            ("orders:read",), token_post_args_names=("audience",), token_post_args_values=(auth0_fake.API_AUDIENCE,)
+        ),
+    )
+    await transport.aclose()
+    fake.assert_clean()
+
+
+@contextlib.asynccontextmanager
+async def azure_ad_harness(request: pytest.FixtureRequest, chaos: Chaos) -> AsyncIterator[Harness]:
+    """The Entra ID fake (Microsoft Graph and the identity platform's token endpoint)."""
+    fake = entra_fake.FakeEntra()
+    transport = FaultTransport(fake.transport(), chaos)
+
+    async def gone(issued: IssuedClient, secret: SecretStr) -> bool:
+        return fake.by_app_id(issued.client_id) is None and fake.sp_of(issued.client_id) is None
+
+    yield Harness(
+        provider_type="azureAd",
+        transport=transport,
+        build=_builder(
+            "azureAd",
+            entra_fake.ISSUER,
+            {"initial_client_id": entra_fake.ADMIN_CLIENT_ID},
+            {"initial_client_secret": entra_fake.ADMIN_CLIENT_SECRET},
+        ),
+        is_register=lambda r: r.method == "POST" and r.url.path == "/v1.0/applications",
+        is_deregister=lambda r: (
+            r.method == "DELETE" and re.fullmatch(r"/v1\.0/applications/[^/]+", r.url.path) is not None
+        ),
+        secrets=[entra_fake.ADMIN_CLIENT_SECRET],
+        gone=gone,
+        app=vendor_app((entra_fake.API_SCOPE,)),
+    )
+    await transport.aclose()
+    fake.assert_clean()
+
+
+#: provider_type → harness factory.
 HARNESSES: dict[str, Callable[[pytest.FixtureRequest, Chaos], contextlib.AbstractAsyncContextManager[Harness]]] = {
     "rfc7591": rfc7591_harness,
     "curity": curity_harness,
     "http": http_harness,
+    "okta": okta_harness,
+    "auth0": auth0_harness,
+    "azureAd": azure_ad_harness,
 }
 _MARKS = {"rfc7591": [pytest.mark.node]}
 
@@ -309,7 +418,7 @@ async def test_lifecycle_logs_one_line_per_request_and_no_secret(harness, adapte
         secret = rotated.client_secret
         used += [rotated.client_secret, *rotated.secret_handles.values()]
         assert rotated.client_secret.get_secret_value() != issued.client_secret.get_secret_value()
-    moved = suite_app("Suite app renamed", "https://suite.test/cb", application_id=app.application_id)
+    moved = dataclasses.replace(app, name="Suite app renamed", redirect_uri="https://suite.test/cb")
     update = await adapter.on_event(ref, HookEvent("update_application", moved))
     if update is not None:
         ref = update.apply(ref)
