@@ -296,3 +296,17 @@ async def test_notify_developers_when_deprecated(api, tmp_path):
     assert "Subject: Billing v1 is deprecated" in text and "@x.io" in text
     r = await api.client.patch(url, json={"deprecated": True, "notify_developers": True})
     assert len(list(outbox.iterdir())) == 1  # already deprecated: nothing new to tell
+
+
+async def test_strategy_referrers_block_its_delete(api):
+    strategy = await key_auth_strategy(api.client, "keys")
+    portal = await _portal(api, "partners", default_application_auth_strategy_id=strategy["id"])
+    r = await api.client.delete(f"/v2/application-auth-strategies/{strategy['id']}")
+    assert r.status_code == 409 and f"portal 'partners' ({portal['id']})" in r.json()["detail"]
+    await api.client.patch(f"/v2/portals/{portal['id']}", json={"default_application_auth_strategy_id": None})
+    p = await product(api.client)
+    v = await version(api.client, p["id"])
+    app_id, _ = await _seed_registration(api, portal["id"], strategy["id"], v["id"])
+    r = await api.client.delete(f"/v2/application-auth-strategies/{strategy['id']}")
+    assert r.status_code == 409 and f"application 'app' ({app_id})" in r.json()["detail"]
+    assert (await api.client.get(f"/v2/application-auth-strategies/{strategy['id']}")).json()["active"] is False
