@@ -29,10 +29,17 @@ __all__ = [
 
 P = ParamSpec("P")
 
-# Admin navigation: (href, text); `routes.py` adds the sections of services that exist.
+# Admin navigation: (href, text).
 ADMIN_NAV: list[tuple[str, str]] = [
-    ("/admin/providers", "DCR providers"),
-    ("/admin/strategies", "Auth strategies"),
+    ("/admin/providers", "Providers"),
+    ("/admin/strategies", "Strategies"),
+    ("/admin/products", "Products"),
+    ("/admin/portals", "Portals"),
+    ("/admin/developers", "Developers"),
+    ("/admin/registrations", "Requests"),
+    ("/admin/applications", "Apps"),
+    ("/admin/idp-operations", "IdP operations"),
+    ("/admin/data-plane", "Data plane"),
 ]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

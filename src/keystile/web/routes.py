@@ -8,7 +8,7 @@ from importlib import resources
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from keystile.web import admin, portal
+from keystile.web import admin, admin_portal, portal
 
 __all__ = ["routers"]
 
@@ -31,4 +31,4 @@ async def asset(name: str) -> Response:
     return Response(_asset(name), media_type=media, headers={"Cache-Control": "public, max-age=300"})
 
 
-routers: tuple[APIRouter, ...] = (static, admin.router, portal.router)
+routers: tuple[APIRouter, ...] = (static, admin.router, admin_portal.router, portal.router)

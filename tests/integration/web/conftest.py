@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from argon2 import PasswordHasher
 import pytest
+from argon2 import PasswordHasher
 
 from keystile.app import create_app
 from keystile.services import admin_tokens

@@ -1,0 +1,153 @@
+"""Admin pages over the catalog and portals: product → version → spec → publication → approval."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from tests.integration.web.conftest import Browser, csrf_of, field_error, input_value
+from tests.integration.web.test_portal_pages import SPEC
+from tests.portal_helpers import approved_developer, ensure_default_portal
+
+
+async def test_publish_a_product_then_approve_a_request(browser: Browser) -> None:
+    portal_id = await ensure_default_portal(browser.runtime)
+    await browser.admin_login()
+    strategy = await browser.submit(
+        "/admin/strategies/new",
+        "/admin/strategies/new",
+        [("name", "keys"), ("display_name", "API key"), ("strategy_type", "key_auth"), ("key_names", "apikey")],
+    )
+    assert strategy.status_code == 303, strategy.text
+    strategy_id = strategy.headers["location"].rsplit("/", 1)[1]
+    bad = await browser.submit("/admin/products", "/admin/products", [("name", ""), ("description", "Invoices")])
+    assert bad.status_code == 400
+    assert field_error(bad.text, "name")
+    assert "Invoices" in bad.text
+    product = await browser.submit(
+        "/admin/products", "/admin/products", [("name", "Billing"), ("portal_ids", str(portal_id))]
+    )
+    assert product.status_code == 303
+    product_url = product.headers["location"]
+    bad_version = await browser.submit(
+        product_url,
+        product_url + "/versions",
+        [("name", "v1"), ("upstream_url", "ftp://x"), ("paths", "billing"), ("strip_path", "true")],
+    )
+    assert bad_version.status_code == 400
+    assert field_error(bad_version.text, "upstream_url") or field_error(bad_version.text, "paths")
+    assert input_value(bad_version.text, "name") == "v1"
+    version = await browser.submit(
+        product_url,
+        product_url + "/versions",
+        [
+            ("name", "v1"),
+            ("upstream_url", "http://127.0.0.1:9/api"),
+            ("paths", "/billing/v1"),
+            ("strip_path", "false"),
+            ("strip_path", "true"),
+        ],
+    )
+    assert version.status_code == 303, version.text
+    version_url = version.headers["location"]
+    page = await browser.get(version_url)
+    assert page.status_code == 200
+    # spec upload as a file (multipart), with its CSRF token
+    uploaded = await browser.client.post(
+        version_url + "/spec",
+        data={"csrf_token": csrf_of(page.text), "spec_name": ""},
+        files={"file": ("billing.yaml", SPEC.encode(), "application/yaml")},
+    )
+    assert uploaded.status_code == 303, uploaded.text
+    broken = await browser.client.post(
+        version_url + "/spec",
+        data={"csrf_token": csrf_of(page.text), "spec_name": "x.yaml", "content": "openapi: [nope"},
+    )
+    assert broken.status_code == 400
+    assert field_error(broken.text, "file")
+    assert "billing.yaml" in (await browser.get(version_url)).text
+    # publication needs a strategy when registration is enabled
+    refused = await browser.submit(
+        version_url,
+        version_url + "/publication",
+        [
+            ("portal_id", str(portal_id)),
+            ("publish_status", "published"),
+            ("auth_strategy_id", ""),
+            ("application_registration_enabled", "false"),
+            ("application_registration_enabled", "true"),
+        ],
+    )
+    assert refused.status_code == 400
+    published = await browser.submit(
+        version_url,
+        version_url + "/publication",
+        [
+            ("portal_id", str(portal_id)),
+            ("publish_status", "published"),
+            ("auth_strategy_id", strategy_id),
+            ("application_registration_enabled", "false"),
+            ("application_registration_enabled", "true"),
+            ("auto_approve_registration", "false"),
+            ("deprecated", "false"),
+        ],
+    )
+    assert published.status_code == 303, published.text
+    assert "published" in (await browser.get(product_url)).text
+    # a developer asks for access through the portal pages
+    dev = await approved_developer(browser.runtime, portal_id=portal_id, full_name="Grace Hopper")
+    browser.client.cookies.set("portalaccesstoken", dev.access_token)
+    version_id = version_url.rsplit("/", 1)[1]
+    created = await browser.submit(
+        "/apps/new",
+        "/apps/new",
+        {"name": "ledger", "auth_strategy_id": strategy_id, "product_version_id": version_id},
+    )
+    assert created.status_code == 201
+    # the admin sees it waiting and approves it
+    waiting = await browser.get(f"/admin/registrations?portal={portal_id}")
+    assert "ledger" in waiting.text and "Grace Hopper" in waiting.text
+    reg_id = re.search(r'action="/admin/registrations/([0-9a-f-]+)"', waiting.text).group(1)
+    approved = await browser.submit(
+        f"/admin/registrations?portal={portal_id}",
+        f"/admin/registrations/{reg_id}",
+        {"portal_id": str(portal_id), "status": "approved", "back": "pending"},
+    )
+    assert approved.status_code == 303
+    assert "ledger" not in (await browser.get(f"/admin/registrations?portal={portal_id}")).text
+    assert "approved" in (await browser.get(f"/admin/registrations?portal={portal_id}&status=approved")).text
+    apps = await browser.get(f"/admin/applications?portal={portal_id}")
+    assert "ledger" in apps.text
+    devs = await browser.get(f"/admin/developers?portal={portal_id}")
+    assert "Grace Hopper" in devs.text
+    revoke = await browser.submit(
+        f"/admin/developers?portal={portal_id}",
+        f"/admin/developers/{dev.developer_id}",
+        {"portal_id": str(portal_id), "status": "revoked"},
+    )
+    assert revoke.status_code == 303
+    assert "revoked" in (await browser.get(f"/admin/developers?portal={portal_id}&status=revoked")).text
+
+
+async def test_portals_idp_operations_and_data_plane_pages(browser: Browser) -> None:
+    await ensure_default_portal(browser.runtime)
+    await browser.admin_login()
+    listing = await browser.get("/admin/portals")
+    assert listing.status_code == 200
+    created = await browser.submit("/admin/portals", "/admin/portals", {"name": "partners", "display_name": "Partners"})
+    assert created.status_code == 303, created.text
+    url = created.headers["location"]
+    bad = await browser.submit(
+        url, url, {"name": "partners", "display_name": "Partners", "custom_domain": "not a host!"}
+    )
+    assert bad.status_code == 400
+    assert field_error(bad.text, "custom_domain")
+    ops = await browser.get("/admin/idp-operations")
+    assert ops.status_code == 200 and "Nothing pending" in ops.text
+    dp = await browser.submit("/admin/data-plane", "/admin/data-plane/tokens", {"name": "edge-1"})
+    assert dp.status_code == 201
+    assert dp.headers["cache-control"] == "no-store"
+    token = re.search(r'id="dp-token" type="text" value="(kdp_[^"]+)"', dp.text).group(1)
+    after = await browser.get("/admin/data-plane")
+    assert "edge-1" in after.text and token not in after.text
+    assert uuid.UUID(url.rsplit("/", 1)[1])
