@@ -12,9 +12,11 @@ time, since servers may rotate it (RFC 7592 §2.2). Never `GET` the client: Curi
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+import httpx
 from pydantic import SecretStr
 
 from keystile.dcr.base import BaseProvider, parse_error_body, read_time
@@ -202,7 +204,8 @@ class Rfc7591Provider(BaseProvider):
 
         Raises:
             ProviderError: the IAT could not be had, the server refused, or the answer lacks `client_id` /
-                `client_secret` (`invalid_response`, outcome unknown).
+                `client_secret` (`invalid_response`: outcome unknown, unless the answer named a management URI and
+                RAT with which the half-made client was deleted; `extra["compensation"]` says how that went).
         """
         endpoint = await self.registration_endpoint("register")
         iat = await self.initial_access_token("register")
@@ -215,7 +218,11 @@ class Rfc7591Provider(BaseProvider):
             json_body=self.registration_body(app),
             known=[iat],
         )
-        body = self.json_object(response, "register", required=("client_id", "client_secret"), outcome_unknown=True)
+        try:
+            body = self.json_object(response, "register", required=("client_id", "client_secret"), outcome_unknown=True)
+        except ProviderError as exc:
+            await self._compensate(app, response, exc)
+            raise
         handles, secret_handles, metadata = self._client_state(body)
         return IssuedClient(
             client_id=str(body["client_id"]),
@@ -226,6 +233,28 @@ class Rfc7591Provider(BaseProvider):
             secret_handles=secret_handles,
             metadata=metadata,
         )
+
+    async def _compensate(self, app: AppMetadata, response: httpx.Response, error: ProviderError) -> None:
+        """Delete a client whose registration answer is unusable, when it names how (§1.3: compensate)."""
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            return
+        if not isinstance(body, dict):
+            return
+        _, secret_handles, _ = self._client_state(body)
+        if set(secret_handles) != {"registration_access_token", "registration_client_uri"}:
+            return
+        ref = ClientRef(
+            client_id=str(body.get("client_id", "")), application_id=app.application_id, secret_handles=secret_handles
+        )
+        try:
+            await self.deregister(ref)
+        except ProviderError as exc:
+            error.extra["compensation"] = f"the DELETE of the half-made client failed: {exc}"
+        else:
+            error.extra["compensation"] = "the half-made client was deleted"
+            error.outcome_unknown = False
 
     async def deregister(self, ref: ClientRef) -> None:
         """RFC 7592 §2.3 DELETE. 404 = already gone; 401 = gone when this is a repeated attempt (an earlier one

@@ -99,6 +99,7 @@ class Rfc7592Fake:
         self.lose_next_put_answer = False  # apply the next PUT, then time out (the answer is lost)
         self.fail_next: dict[tuple[str, str], httpx.Response] = {}  # (method, path) → canned answer, once
         self.admin_secret = ADMIN_SECRET
+        self.omit_on_register: set[str] = set()  # fields left out of the next registration answers
 
     # -- wiring -------------------------------------------------------------------------------------------------
 
@@ -254,7 +255,10 @@ class Rfc7592Fake:
         rat = _token()
         metadata = {**body, "client_id": client_id, "client_id_issued_at": 1_795_000_000}
         self.clients[client_id] = {"secret": secret, "rat": rat, "metadata": metadata}
-        return httpx.Response(201, json=self._answer(client_id))
+        answer = self._answer(client_id)
+        for name in self.omit_on_register:
+            answer.pop(name, None)
+        return httpx.Response(201, json=answer)
 
     def _answer(self, client_id: str) -> dict[str, Any]:
         client = self.clients[client_id]

@@ -250,3 +250,50 @@ async def test_a_refused_trial_rotation_keeps_the_stored_rat(fake):
     assert "400 invalid_client_metadata" in trial.detail
     assert report.cleanup is None
     assert fake.clients == {}
+
+
+async def test_an_answer_without_a_secret_is_compensated_with_its_rat(fake):
+    adapter = rfc7591(fake)
+    fake.omit_on_register = {"client_secret"}
+    with pytest.raises(ProviderError) as caught:
+        await adapter.register(app())
+    err = caught.value
+    assert (err.code, err.outcome_unknown) == ("invalid_response", False)
+    assert err.extra["compensation"] == "the half-made client was deleted"
+    assert fake.clients == {}
+    assert [t.split(" ")[0] for t in fake.trace()][-1] == "DELETE"
+
+
+async def test_a_failed_compensation_keeps_the_outcome_unknown(fake):
+    adapter = rfc7591(fake)
+    fake.omit_on_register = {"client_secret"}
+    original = fake.delete
+    fake.delete = lambda request, client_id: fake.error(500, "server_error", "later")
+    with pytest.raises(ProviderError) as caught:
+        await adapter.register(app())
+    fake.delete = original
+    assert caught.value.outcome_unknown is True
+    assert caught.value.extra["compensation"].startswith("the DELETE of the half-made client failed")
+    fake.clients.clear()
+
+
+@pytest.mark.parametrize(
+    ("answer", "omit"),
+    [
+        (httpx.Response(201, text="not json"), None),
+        (httpx.Response(201, json=["x"]), None),
+        (None, {"client_secret", "registration_access_token"}),
+    ],
+)
+async def test_no_compensation_without_a_management_uri_and_rat(fake, answer, omit):
+    adapter = rfc7591(fake)
+    if answer is not None:
+        fake.fail_next[("POST", "/register")] = answer
+    else:
+        fake.omit_on_register = omit
+    with pytest.raises(ProviderError) as caught:
+        await adapter.register(app())
+    assert caught.value.outcome_unknown is True
+    assert "compensation" not in caught.value.extra
+    assert "DELETE" not in " ".join(fake.trace())
+    fake.clients.clear()
