@@ -26,4 +26,4 @@ def _scrub_keystile_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key, raising=False)
 
 
-pytest_plugins += ["tests.database", "tests.api_client"]
+pytest_plugins += ["tests.database", "tests.api_client", "tests.fixtures.builtin_idp"]

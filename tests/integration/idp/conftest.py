@@ -20,7 +20,6 @@ import uvicorn
 from keystile.idp import IdpConfig, IdpFacts, create_idp_app
 from keystile.idp.config import issuer_for
 from keystile.idp.runner import bind_socket
-from tests.fixtures.builtin_idp import builtin_idp  # noqa: F401  # the session fixture, until tests/conftest.py lists it
 
 
 @dataclass(frozen=True)
