@@ -11,6 +11,14 @@ from starlette.responses import JSONResponse, Response
 
 from keystile.api.management.common import list_query
 from keystile.api.portal.auth import CatalogCtx, catalog_ctx
+from keystile.api.portal.schemas import (
+    OperationsOut,
+    ProductOut,
+    ProductPage,
+    ProductVersionOut,
+    ProductVersionPage,
+    SpecOut,
+)
 from keystile.services import portal_catalog
 
 __all__ = ["router"]
@@ -18,7 +26,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v2/products", tags=["Products"])
 
 
-@router.get("", name="product.list", response_model=None)
+@router.get("", name="product.list", response_model=None, responses={200: {"model": ProductPage}})
 async def list_products(request: Request, cat: CatalogCtx = Depends(catalog_ctx)) -> Response:
     page = await portal_catalog.list_products(
         cat.ctx, cat.portal, list_query(request, portal_catalog.PRODUCT_LIST_SPEC)
@@ -26,12 +34,17 @@ async def list_products(request: Request, cat: CatalogCtx = Depends(catalog_ctx)
     return JSONResponse(page.as_dict())
 
 
-@router.get("/{productId}", name="product.get", response_model=None)
+@router.get("/{productId}", name="product.get", response_model=None, responses={200: {"model": ProductOut}})
 async def get_product(productId: uuid.UUID, cat: CatalogCtx = Depends(catalog_ctx)) -> Response:
     return JSONResponse(await portal_catalog.get_product(cat.ctx, cat.portal, productId))
 
 
-@router.get("/{productId}/versions", name="product_version.list", response_model=None)
+@router.get(
+    "/{productId}/versions",
+    name="product_version.list",
+    response_model=None,
+    responses={200: {"model": ProductVersionPage}},
+)
 async def list_product_versions(
     productId: uuid.UUID, request: Request, cat: CatalogCtx = Depends(catalog_ctx)
 ) -> Response:
@@ -39,14 +52,24 @@ async def list_product_versions(
     return JSONResponse((await portal_catalog.list_versions(cat.ctx, cat.portal, productId, query)).as_dict())
 
 
-@router.get("/{productId}/versions/{productVersionId}", name="product_version.get", response_model=None)
+@router.get(
+    "/{productId}/versions/{productVersionId}",
+    name="product_version.get",
+    response_model=None,
+    responses={200: {"model": ProductVersionOut}},
+)
 async def get_product_version(
     productId: uuid.UUID, productVersionId: uuid.UUID, cat: CatalogCtx = Depends(catalog_ctx)
 ) -> Response:
     return JSONResponse(await portal_catalog.get_version(cat.ctx, cat.portal, productId, productVersionId))
 
 
-@router.get("/{productId}/versions/{productVersionId}/spec", name="product_version.spec", response_model=None)
+@router.get(
+    "/{productId}/versions/{productVersionId}/spec",
+    name="product_version.spec",
+    response_model=None,
+    responses={200: {"model": SpecOut}, 204: {"description": "The version has no specification"}},
+)
 async def get_product_version_spec(
     productId: uuid.UUID, productVersionId: uuid.UUID, cat: CatalogCtx = Depends(catalog_ctx)
 ) -> Response:
@@ -58,6 +81,7 @@ async def get_product_version_spec(
     "/{productId}/versions/{productVersionId}/spec/operations",
     name="product_version.spec_operations",
     response_model=None,
+    responses={200: {"model": OperationsOut}, 204: {"description": "The version has no specification"}},
 )
 async def get_product_version_spec_operations(
     productId: uuid.UUID, productVersionId: uuid.UUID, cat: CatalogCtx = Depends(catalog_ctx)

@@ -17,6 +17,7 @@ from keystile.api.portal.auth import (
     portal_for_request,
     signed_in_developer,
 )
+from keystile.api.portal.schemas import DeveloperMeOut, PortalContextOut, VerifyEmailOut, json_body
 from keystile.services import developers
 from keystile.services.context import Ctx
 from keystile.services.developers import PortalInfo, SessionTokens, SignedIn
@@ -58,27 +59,52 @@ def clear_session_cookies(request: Request, response: Response, portal: PortalIn
         response.delete_cookie(name, path=path, secure=secure, httponly=True, samesite=_samesite(portal))  # type: ignore[arg-type]
 
 
-@router.post("/developer", name="developer.register", status_code=201, response_model=None)
+@router.post(
+    "/developer",
+    name="developer.register",
+    status_code=201,
+    response_model=None,
+    openapi_extra=json_body(developers.SignUp),
+)
 async def register(request: Request, ctx: Ctx = Depends(anonymous_ctx)) -> Response:
     portal = await portal_for_request(request)
     await developers.sign_up(ctx, portal, await read_json(request))
     return Response(status_code=201)
 
 
-@router.post("/developer/verify-email", name="developer.verify_email", status_code=202, response_model=None)
+@router.post(
+    "/developer/verify-email",
+    name="developer.verify_email",
+    status_code=202,
+    response_model=None,
+    responses={202: {"model": VerifyEmailOut}},
+    openapi_extra=json_body(developers.VerifyEmail),
+)
 async def verify_email(request: Request, ctx: Ctx = Depends(anonymous_ctx)) -> Response:
     portal = await portal_for_request(request)
     return JSONResponse(await developers.verify_email(ctx, portal, await read_json(request)), status_code=202)
 
 
-@router.post("/developer/reset-password", name="developer.reset_password", status_code=204, response_model=None)
+@router.post(
+    "/developer/reset-password",
+    name="developer.reset_password",
+    status_code=204,
+    response_model=None,
+    openapi_extra=json_body(developers.ResetPassword),
+)
 async def reset_password(request: Request, ctx: Ctx = Depends(anonymous_ctx)) -> Response:
     portal = await portal_for_request(request)
     await developers.reset_password(ctx, portal, await read_json(request))
     return Response(status_code=204)
 
 
-@router.post("/developer/authenticate", name="developer.authenticate", status_code=204, response_model=None)
+@router.post(
+    "/developer/authenticate",
+    name="developer.authenticate",
+    status_code=204,
+    response_model=None,
+    openapi_extra=json_body(developers.Authenticate),
+)
 async def authenticate(request: Request, ctx: Ctx = Depends(anonymous_ctx)) -> Response:
     portal = await portal_for_request(request)
     tokens = await developers.authenticate(ctx, portal, await read_json(request))
@@ -114,19 +140,25 @@ async def logout(request: Request, ctx: Ctx = Depends(anonymous_ctx)) -> Respons
     return response
 
 
-@router.get("/developer/me", name="developer.me", response_model=None)
+@router.get("/developer/me", name="developer.me", response_model=None, responses={200: {"model": DeveloperMeOut}})
 async def me(request: Request, who: SignedIn = Depends(signed_in_developer)) -> Response:
     async with runtime(request).unit(developers.developer_actor(who)) as ctx:
         return JSONResponse(await developers.me(ctx, who))
 
 
-@router.post("/developer/forgot-password", name="developer.forgot_password", status_code=200, response_model=None)
+@router.post(
+    "/developer/forgot-password",
+    name="developer.forgot_password",
+    status_code=200,
+    response_model=None,
+    openapi_extra=json_body(developers.ForgotPassword),
+)
 async def forgot_password(request: Request, ctx: Ctx = Depends(anonymous_ctx)) -> Response:
     portal = await portal_for_request(request)
     await developers.forgot_password(ctx, portal, await read_json(request))
     return Response(status_code=200)
 
 
-@router.get("/portal", name="portal.info", response_model=None)
+@router.get("/portal", name="portal.info", response_model=None, responses={200: {"model": PortalContextOut}})
 async def portal_info(request: Request, ctx: Ctx = Depends(anonymous_ctx)) -> Response:
     return JSONResponse(await developers.portal_view(ctx, await portal_for_request(request)))
