@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from keystile.domain.errors import KeystileError
+from keystile.gateway.eager import in_task
 from keystile.gateway.metrics import GatewayMetrics
 from keystile.gateway.tables import CompiledStrategy
 from keystile.oidc.discovery import DiscoveryCache, DiscoveryError, ProviderMetadata
@@ -71,6 +72,7 @@ class IdpClient:
         Raises:
             IdpUnavailableError: nothing usable, or the document names another issuer.
         """
+        await in_task()  # httpx (anyio) needs a task
         url = strategy.discovery_url or strategy.issuer
         try:
             meta = await self._discovery.get(url, self._client)
@@ -129,6 +131,7 @@ class IdpClient:
         Raises:
             IdpUnavailableError: no answer, 429, 5xx or a malformed answer (`retry_after` from a 429).
         """
+        await in_task()
         started = time.monotonic()
         try:
             async with asyncio.timeout(EXCHANGE_BUDGET):

@@ -22,6 +22,7 @@ import httptools
 
 from keystile.gateway.accesslog import AccessLog
 from keystile.gateway.auth import Authenticator, AuthRejected, AuthResult
+from keystile.gateway.eager import run_eagerly
 from keystile.gateway.metrics import GatewayMetrics
 from keystile.gateway.responses import NO_CONFIG, REASONS, error_response
 from keystile.gateway.routes import MalformedPathError, join_upstream_path, normalize_path
@@ -85,8 +86,8 @@ class _Request:
         "bytes_in",
         "bytes_out",
         "conn",
-        "done",
         "gateway",
+        "has_body",
         "head_sent",
         "headers",
         "is_head",
@@ -95,6 +96,7 @@ class _Request:
         "method",
         "out",
         "path",
+        "pending",
         "proto",
         "read_timeout",
         "read_timer",
@@ -127,12 +129,13 @@ class _Request:
         self.body_buffered = 0
         self.body_chunked = False
         self.body_done = False
+        self.has_body = False
         self.bytes_in = 0
         self.bytes_out = 0
         self.too_large = False
         self.conn: UpstreamConnection | None = None
         self.head_sent = False  # request head written upstream
-        self.done: asyncio.Future[None] | None = None
+        self.pending = False  # proxying: the upstream exchange completes the request (Gateway.complete)
         self.request_id = ""
         self.path = ""
         self.route_label = ""
@@ -278,7 +281,7 @@ class _Request:
 
     def on_read_timer(self) -> None:
         self.read_timer = None
-        if self.done is None or self.done.done():
+        if not self.pending:
             return
         loop = self.proto.loop
         remaining = self.last_io + self.read_timeout - loop.time()
@@ -288,6 +291,7 @@ class _Request:
         self._fail_upstream(504)
 
     def _finish_upstream(self, reuse: bool) -> None:
+        self.flush()
         if self.read_timer is not None:
             self.read_timer.cancel()
             self.read_timer = None
@@ -299,8 +303,7 @@ class _Request:
                 self.gateway.pool.release(conn)
             else:
                 conn.close()
-        if self.done is not None and not self.done.done():
-            self.done.set_result(None)
+        self._complete()
 
     def _fail_upstream(self, status: int) -> None:
         if self.read_timer is not None:
@@ -318,8 +321,12 @@ class _Request:
         else:
             self.upstream_status = 0
             self.gateway.reply(self, status, close=not self.body_done)
-        if self.done is not None and not self.done.done():
-            self.done.set_result(None)
+        self._complete()
+
+    def _complete(self) -> None:
+        if self.pending:
+            self.pending = False
+            self.gateway.complete(self)
 
 
 class _ClientProtocol(asyncio.Protocol):
@@ -356,9 +363,8 @@ class _ClientProtocol(asyncio.Protocol):
             conn = req.conn
             req.conn = None
             conn.abort()
-            if req.done is not None and not req.done.done():
-                req.status = req.status or 499
-                req.done.set_result(None)
+            req.status = req.status or 499
+            req._complete()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -394,7 +400,10 @@ class _ClientProtocol(asyncio.Protocol):
         self.header_bytes += len(name) + len(value) + 4
         if self.header_bytes > MAX_HEADER_BYTES:
             raise httptools.HttpParserError("headers too large")
-        self.cur.headers.append((name.lower(), name, value))
+        lname = name.lower()
+        if lname == b"content-length" or lname == b"transfer-encoding":
+            self.cur.has_body = True
+        self.cur.headers.append((lname, name, value))
 
     def on_headers_complete(self) -> None:
         req = self.cur
@@ -404,6 +413,9 @@ class _ClientProtocol(asyncio.Protocol):
         req.version = parser.get_http_version()
         req.keep_alive = parser.should_keep_alive()
         req.started = self.loop.time()
+        if not req.has_body:
+            # nothing follows the head: complete now, since the pipeline may run before on_message_complete
+            req.body_done = True
         if self.active is None:
             self._start(req)
         else:
@@ -419,7 +431,9 @@ class _ClientProtocol(asyncio.Protocol):
 
     def _start(self, req: _Request) -> None:
         self.active = req
-        self.loop.create_task(self.gateway.handle(req))
+        # Run the pipeline eagerly: with cached credentials and a pooled upstream connection it never
+        # suspends, and a task per request would cost more than the key check (Python 3.12's eager tasks).
+        run_eagerly(self.gateway.handle(req))
 
     def request_finished(self, req: _Request) -> None:
         self.active = None
@@ -579,18 +593,29 @@ class Gateway:
         req.proto.write(data)
 
     async def handle(self, req: _Request) -> None:
-        proto = req.proto
+        """Run the pipeline; a proxied request completes later, from the upstream exchange (`complete`)."""
         try:
             await self._handle(req)
         except Exception:
             log.exception("unexpected error handling request %s", req.request_id)
+            if req.pending:
+                req.pending = False
+                if req.conn is not None:
+                    req.conn.abort()
+                    req.conn = None
             if not req.status:
                 self.reply(req, 500, close=True)
             else:
-                proto.abort()
-        finally:
+                req.proto.abort()
+        if not req.pending:
+            self.complete(req)
+
+    def complete(self, req: _Request) -> None:
+        """The request is over: log it and let its connection go on."""
+        try:
             self.log_request(req, self.config)
-            proto.request_finished(req)
+        finally:
+            req.proto.request_finished(req)
 
     def log_request(self, req: _Request, config: GatewayConfig | None) -> None:
         duration = req.proto.loop.time() - req.started
@@ -774,7 +799,7 @@ class Gateway:
         if _header(req, b"expect") is not None and not req.body_done:
             proto.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         req.is_head = req.method == "HEAD"
-        req.done = loop.create_future()
+        req.pending = True
         req.conn = conn
         conn.exchange = req
         transport = conn.transport
@@ -795,7 +820,6 @@ class Gateway:
         req.read_timeout = route.read_timeout
         req.last_io = loop.time()
         req.read_timer = loop.call_later(route.read_timeout, req.on_read_timer)
-        await req.done
 
 
 def _strip_params(query: bytes, names: frozenset[str]) -> bytes:

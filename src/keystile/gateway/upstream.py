@@ -13,6 +13,8 @@ from typing import Any, Protocol, cast
 
 import httptools
 
+from keystile.gateway.eager import in_task
+
 __all__ = ["Exchange", "UpstreamConnection", "UpstreamPool"]
 
 MAX_IDLE_PER_UPSTREAM = 512
@@ -136,6 +138,7 @@ class UpstreamPool:
                 if not conn.closed and loop_time - conn.idle_since < IDLE_TIMEOUT:
                     return conn
                 conn.close()
+        await in_task()  # connecting uses asyncio.timeout, which needs a task
         loop = asyncio.get_running_loop()
         ssl_ctx: ssl.SSLContext | bool | None = None
         if scheme == "https":
