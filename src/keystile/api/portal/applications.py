@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -17,13 +18,21 @@ from keystile.api import problems
 from keystile.api.body import read_json
 from keystile.api.management.common import ERRORS, list_query, no_content
 from keystile.api.portal.auth import developer_ctx
+from keystile.domain.applications import ApplicationCreate, ApplicationUpdate
 from keystile.domain.errors import KeystileError
 from keystile.services import applications, idempotency
 from keystile.services.context import Ctx
 
-__all__ = ["Answer", "idempotent", "router"]
+__all__ = ["Answer", "idempotent", "request_body", "router"]
 
 router = APIRouter(prefix="/api/v2/applications", tags=["Applications"], responses=ERRORS)
+
+
+def request_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """`openapi_extra` declaring a JSON request body whose schema is `model` (the domain model that validates it)."""
+    schema = model.model_json_schema()
+    schema.pop("$defs", None)
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
 
 
 @dataclass(frozen=True)
@@ -106,17 +115,19 @@ async def list_applications(request: Request, ctx: Ctx = Depends(developer_ctx))
     return JSONResponse(page.as_dict())
 
 
-@router.post("", name="application.create", status_code=201, response_model=None)
+@router.post(
+    "", name="application.create", status_code=201, response_model=None, openapi_extra=request_body(ApplicationCreate)
+)
 async def create_application(request: Request, ctx: Ctx = Depends(developer_ctx)) -> Response:
-    body = await read_json(request)
+    payload = await read_json(request)
 
     async def run() -> Answer:
-        out = await applications.create(ctx, body)
+        out = await applications.create(ctx, payload)
         location = f"/api/v2/applications/{out['id']}"
         secret = refresh_detail(out["id"]) if "credentials" in out else None
         return Answer(201, out, location, secret)
 
-    return await idempotent(request, ctx, body, run)
+    return await idempotent(request, ctx, payload, run)
 
 
 @router.get("/{applicationId}", name="application.get", response_model=None)
@@ -124,7 +135,9 @@ async def get_application(applicationId: uuid.UUID, ctx: Ctx = Depends(developer
     return JSONResponse(await applications.get(ctx, applicationId))
 
 
-@router.patch("/{applicationId}", name="application.update", response_model=None)
+@router.patch(
+    "/{applicationId}", name="application.update", response_model=None, openapi_extra=request_body(ApplicationUpdate)
+)
 async def update_application(applicationId: uuid.UUID, request: Request, ctx: Ctx = Depends(developer_ctx)) -> Response:
     out = await applications.update(ctx, applicationId, await read_json(request))
     headers = {"Cache-Control": "no-store"} if "credentials" in out else None
@@ -139,12 +152,12 @@ async def delete_application(applicationId: uuid.UUID, ctx: Ctx = Depends(develo
 
 @router.post("/{applicationId}/refresh-token", name="application.refresh_token", status_code=201, response_model=None)
 async def refresh_token(applicationId: uuid.UUID, request: Request, ctx: Ctx = Depends(developer_ctx)) -> Response:
-    body = await read_json(request, required=False)
+    payload = await read_json(request, required=False)
 
     async def run() -> Answer:
         out = await applications.refresh_token(ctx, applicationId)
         return Answer(201, out, f"/api/v2/applications/{applicationId}", refresh_detail(str(applicationId)))
 
-    response = await idempotent(request, ctx, body, run)
+    response = await idempotent(request, ctx, payload, run)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -10,8 +10,9 @@ from starlette.responses import JSONResponse, Response
 
 from keystile.api.body import read_json
 from keystile.api.management.common import ERRORS, list_query, no_content
-from keystile.api.portal.applications import Answer, idempotent
+from keystile.api.portal.applications import Answer, idempotent, request_body
 from keystile.api.portal.auth import developer_ctx
+from keystile.domain.applications import CredentialCreate, CredentialUpdate
 from keystile.domain.listing import ListSpec
 from keystile.services import credentials, idempotency
 from keystile.services.context import Ctx
@@ -28,12 +29,18 @@ async def list_credentials(applicationId: uuid.UUID, request: Request, ctx: Ctx 
     return JSONResponse(page.as_dict())
 
 
-@router.post("", name="credential.create", status_code=201, response_model=None)
+@router.post(
+    "",
+    name="credential.create",
+    status_code=201,
+    response_model=None,
+    openapi_extra=request_body(CredentialCreate, required=False),
+)
 async def create_credential(applicationId: uuid.UUID, request: Request, ctx: Ctx = Depends(developer_ctx)) -> Response:
-    body = await read_json(request, required=False)
+    payload = await read_json(request, required=False)
 
     async def run() -> Answer:
-        out = await credentials.create(ctx, applicationId, body)
+        out = await credentials.create(ctx, applicationId, payload)
         location = f"/api/v2/applications/{applicationId}/credentials/{out['id']}"
         secret = idempotency.secret_detail(
             "credential",
@@ -42,12 +49,14 @@ async def create_credential(applicationId: uuid.UUID, request: Request, ctx: Ctx
         )
         return Answer(201, out, location, secret)
 
-    response = await idempotent(request, ctx, body, run)
+    response = await idempotent(request, ctx, payload, run)
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-@router.put("/{credentialId}", name="credential.update", response_model=None)
+@router.put(
+    "/{credentialId}", name="credential.update", response_model=None, openapi_extra=request_body(CredentialUpdate)
+)
 async def rename_credential(
     applicationId: uuid.UUID, credentialId: str, request: Request, ctx: Ctx = Depends(developer_ctx)
 ) -> Response:

@@ -10,8 +10,9 @@ from starlette.responses import JSONResponse, Response
 
 from keystile.api.body import read_json
 from keystile.api.management.common import ERRORS, list_query, no_content
-from keystile.api.portal.applications import Answer, idempotent
+from keystile.api.portal.applications import Answer, idempotent, request_body
 from keystile.api.portal.auth import developer_ctx
+from keystile.domain.applications import RegistrationCreate
 from keystile.services import registrations
 from keystile.services.context import Ctx
 
@@ -28,17 +29,19 @@ async def list_registrations(applicationId: uuid.UUID, request: Request, ctx: Ct
     return JSONResponse(page.as_dict())
 
 
-@router.post("", name="registration.create", status_code=201, response_model=None)
+@router.post(
+    "", name="registration.create", status_code=201, response_model=None, openapi_extra=request_body(RegistrationCreate)
+)
 async def create_registration(
     applicationId: uuid.UUID, request: Request, ctx: Ctx = Depends(developer_ctx)
 ) -> Response:
-    body = await read_json(request)
+    payload = await read_json(request)
 
     async def run() -> Answer:
-        out = await registrations.create(ctx, applicationId, body)
+        out = await registrations.create(ctx, applicationId, payload)
         return Answer(201, out, f"/api/v2/applications/{applicationId}/registrations/{out['id']}")
 
-    return await idempotent(request, ctx, body, run)
+    return await idempotent(request, ctx, payload, run)
 
 
 @router.get("/{registrationId}", name="registration.get", response_model=None)
