@@ -34,7 +34,7 @@ from keystile.domain.errors import (
 from keystile.domain.listing import ListQuery, ListSpec, Page
 from keystile.domain.time import rfc3339
 from keystile.domain.validation import StrictModel, parse, rule_error
-from keystile.services import applications, audit, installation, mail, outbox, throttle
+from keystile.services import applications, audit, installation, mail, outbox, registrations, throttle
 from keystile.services.context import Actor, Ctx, Runtime
 from keystile.store.listing import paginate
 from keystile.store.models import (
@@ -837,6 +837,29 @@ async def admin_get(ctx: Ctx, portal_id: uuid.UUID, developer_id: uuid.UUID) -> 
     return admin_view(dev, await _application_count(ctx, dev.id))
 
 
+async def _revoke_registrations(ctx: Ctx, developer_id: uuid.UUID) -> int:
+    """Set every `approved` or `pending` registration of the developer's applications to `revoked`, in the
+    caller's transaction: the config version moves (gateways stop the traffic) and providers that act on
+    registration events get `remove_registration` from the outbox, as an admin revoking each one would."""
+    rows = (
+        await ctx.session.execute(
+            select(Registration, Application)
+            .join(Application, Application.id == Registration.application_id)
+            .where(Application.developer_id == developer_id, Registration.status.in_(("approved", "pending")))
+        )
+    ).all()
+    now = utcnow()
+    for reg, app in rows:
+        was = reg.status
+        reg.status = "revoked"
+        reg.updated_at = now
+        # registrations owns what a registration status change sets off (config version, provider event)
+        await registrations._approval_changed(ctx, app, reg, was, "revoked")
+    if rows:
+        await installation.bump_config_version(ctx)
+    return len(rows)
+
+
 async def admin_update(ctx: Ctx, portal_id: uuid.UUID, developer_id: uuid.UUID, raw: Any) -> dict[str, Any]:
     """PATCH `{status}` (portal-api.md §2.2): leaving `approved` ends every session; `revoked`/`rejected` with
     the portal's `revoke_on_developer_revoke` revokes the developer's approved and pending registrations and
@@ -853,19 +876,14 @@ async def admin_update(ctx: Ctx, portal_id: uuid.UUID, developer_id: uuid.UUID, 
         if before == "approved":
             await end_sessions(ctx, dev.id)
         if body.status in ("revoked", "rejected") and portal.revoke_on_developer_revoke:
-            app_ids = select(Application.id).where(Application.developer_id == dev.id)
-            result = await ctx.session.execute(
-                update(Registration)
-                .where(Registration.application_id.in_(app_ids), Registration.status.in_(("approved", "pending")))
-                .values(status="revoked", updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            revoked = int(getattr(result, "rowcount", 0) or 0)
+            revoked = await _revoke_registrations(ctx, dev.id)
             if revoked:
                 changes["registrations_revoked"] = {"from": None, "to": revoked}
-                await installation.bump_config_version(ctx)
     audit.record(ctx, "developer.update", "developer", dev.id, changes=changes)
     await ctx.session.commit()
+    runner = ctx.runtime.extras.get("outbox")
+    if isinstance(runner, outbox.Runner):
+        runner.wake()  # provider events queued above go out now
     return admin_view(dev, await _application_count(ctx, dev.id))
 
 
