@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import update
 
 from keystile.services import installation, outbox
 from keystile.services.context import SYSTEM
-from keystile.store.models import Application, Portal
+from keystile.store.models import Application, IdpOperation, Portal
 from tests.integration.outbox.world import make_world, operations, publish_version
 
 from .test_applications import KEY_AUTH, seed_app
@@ -165,6 +166,64 @@ async def test_registration_events_reach_an_http_bridge_from_the_outbox_in_order
         assert received[0]["application_id"] == str(app_id)
         assert received[0]["api_product_version_id"] == str(world.version_id)
         assert await operations(api.runtime) == []
+    finally:
+        await api.runtime.http.aclose()
+        api.runtime.http = original
+
+
+async def test_a_dcr_patch_is_pushed_to_the_bridge_from_the_outbox_and_never_fails_the_patch(api):
+    received: list[dict] = []
+    up = {"value": False}
+
+    def bridge(request: httpx.Request) -> httpx.Response:
+        assert request.url == f"{BRIDGE}/client-1/event-hook"
+        if not up["value"]:
+            raise httpx.ConnectError("connection refused", request=request)
+        received.append(json.loads(request.content))
+        return httpx.Response(200, json={})
+
+    original = api.runtime.http
+    api.runtime.http = httpx.AsyncClient(transport=httpx.MockTransport(bridge))
+    try:
+        provider = {
+            "name": "bridge",
+            "provider_type": "http",
+            "issuer": "https://idp.test",
+            "dcr_config": {"dcr_base_url": BRIDGE, "api_key": BRIDGE_KEY, "disable_refresh_secret": True},
+        }
+        world = await make_world(api.runtime, api.client, provider=provider)
+        app_id = await seed_app(api.runtime, world)
+        async with api.runtime.sessions() as session:
+            await session.execute(
+                update(Application)
+                .where(Application.id == app_id)
+                .values(dcr_provider_id=uuid.UUID(world.provider_id), reference_id="client-1")
+            )
+            await session.commit()
+        patched = await api.client.patch(
+            f"/api/v2/applications/{app_id}",
+            json={"name": "renamed", "redirect_uri": "https://app.example.com/cb"},
+            headers=world.as_dev(),
+        )
+        assert patched.status_code == 200, patched.text
+        assert "credentials" not in patched.json()
+        [op] = await operations(api.runtime)
+        assert op.payload["event_type"] == "update_application"
+        assert await outbox.run_due(api.runtime) == 1  # the bridge is down: the entry waits, the PATCH stood
+        [op] = await operations(api.runtime)
+        assert (op.status, op.attempts) == ("pending", 1)
+        up["value"] = True
+        async with api.runtime.sessions() as session:
+            await session.execute(update(IdpOperation).values(next_attempt_at=datetime.now(UTC)))
+            await session.commit()
+        assert await outbox.run_due(api.runtime) == 1
+        [event] = received
+        assert event["event_type"] == "update_application"
+        assert event["application_name"] == "renamed"
+        assert event["redirect_uris"] == ["https://app.example.com/cb"]
+        refresh = await api.client.post(f"/api/v2/applications/{app_id}/refresh-token", headers=world.as_dev())
+        assert refresh.status_code == 400  # disable_refresh_secret
+        assert refresh.json()["invalid_parameters"][0]["field"] == "auth_strategy_id"
     finally:
         await api.runtime.http.aclose()
         api.runtime.http = original
