@@ -26,8 +26,8 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import event, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import String, event, select, type_coerce
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keystile.domain.errors import AuthenticationError, ConflictError, NotFoundError
 from keystile.domain.listing import ListQuery, ListSpec, Page
@@ -385,81 +385,8 @@ async def build_snapshot(runtime: Runtime) -> dict[str, Any]:
             if sid in strategy_rows and strategy_rows[sid].strategy_type in CONFIG_KEYS
         ]
         listed = [sid for sid in strategy_ids if sid in strategy_rows]
-        apps: dict[uuid.UUID, dict[str, Any]] = {}
-        app_rows = await session.execute(
-            select(
-                Application.id,
-                Application.name,
-                Application.developer_id,
-                Application.portal_id,
-                Application.auth_strategy_id,
-                Application.credentials_not_before,
-                Application.reference_id,
-            )
-            .where(Application.status == "active", Application.auth_strategy_id.in_(listed))
-            .order_by(Application.created_at, Application.id)
-        )
-        for aid, name, dev, portal, sid, not_before, reference in app_rows:
-            creds: list[dict[str, Any]] = []
-            if reference:
-                creds.append({"type": "client_id", "id": reference, "value": reference})
-            apps[aid] = {
-                "id": str(aid),
-                "name": name,
-                "developer_id": str(dev),
-                "portal_id": str(portal),
-                "auth_strategy_id": str(sid),
-                "credentials_not_before": rfc3339(not_before),
-                "credentials": creds,
-            }
-        if apps:
-            cred_rows = await session.execute(
-                select(
-                    Credential.application_id,
-                    Credential.id,
-                    Credential.key_sha256,
-                    Credential.client_id,
-                    Credential.expires_at,
-                )
-                .join(Application, Application.id == Credential.application_id)
-                .where(
-                    Application.status == "active",
-                    Application.auth_strategy_id.in_(listed),
-                    Credential.revoked_at.is_(None),
-                    Credential.status != "revoked",
-                )
-                .order_by(Credential.created_at, Credential.id)
-            )
-            for aid, cid, key_sha256, client_id, expires_at in cred_rows:
-                entry = apps.get(aid)
-                if entry is None:
-                    continue
-                if key_sha256:
-                    entry["credentials"].append(
-                        {
-                            "type": "api_key_sha256",
-                            "id": str(cid),
-                            "value": key_sha256,
-                            "expires_at": rfc3339(expires_at),
-                        }
-                    )
-                elif client_id and all(c["value"] != client_id for c in entry["credentials"]):
-                    entry["credentials"].append({"type": "client_id", "id": client_id, "value": client_id})
-        registrations: dict[str, list[str]] = {}
-        if apps:
-            reg_rows = await session.execute(
-                select(Registration.application_id, Registration.product_version_id)
-                .join(Application, Application.id == Registration.application_id)
-                .where(
-                    Registration.status == "approved",
-                    Application.status == "active",
-                    Application.auth_strategy_id.in_(listed),
-                )
-                .order_by(Registration.created_at, Registration.id)
-            )
-            for aid, vid in reg_rows:
-                if aid in apps:
-                    registrations.setdefault(str(aid), []).append(str(vid))
+        conn = await session.connection()
+        apps, registrations = await _applications(conn, listed)
         await session.rollback()
     return {
         "format_version": SUPPORTED_FORMAT_VERSION,
@@ -468,9 +395,93 @@ async def build_snapshot(runtime: Runtime) -> dict[str, Any]:
         "shared_cache_key": cache_key,
         "routes": routes,
         "strategies": strategies,
-        "applications": list(apps.values()),
+        "applications": apps,
         "registrations": registrations,
     }
+
+
+def _id_text(value: Any) -> str:
+    """A UUID column read without SQLAlchemy's per-row UUID objects: SQLite gives 32 hex digits, psycopg a UUID."""
+    if isinstance(value, str) and len(value) == 32:
+        return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+    return str(value)
+
+
+def _raw(column: Any) -> Any:
+    return type_coerce(column, String)
+
+
+async def _applications(
+    conn: AsyncConnection, strategy_ids: list[uuid.UUID]
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Active applications on the listed strategies with their live credentials, and their approved versions.
+
+    Core statements with ids read as text: this is the part of the snapshot that grows with the installation.
+    """
+    if not strategy_ids:
+        return [], {}
+    on_listed = (Application.status == "active", Application.auth_strategy_id.in_(strategy_ids))
+    apps: dict[str, dict[str, Any]] = {}
+    rows = await conn.execute(
+        select(
+            _raw(Application.id),
+            Application.name,
+            _raw(Application.developer_id),
+            _raw(Application.portal_id),
+            _raw(Application.auth_strategy_id),
+            Application.credentials_not_before,
+            Application.reference_id,
+        )
+        .where(*on_listed)
+        .order_by(Application.created_at, Application.id)
+    )
+    for aid, name, dev, portal, sid, not_before, reference in rows:
+        app_id = _id_text(aid)
+        apps[app_id] = {
+            "id": app_id,
+            "name": name,
+            "developer_id": _id_text(dev),
+            "portal_id": _id_text(portal),
+            "auth_strategy_id": _id_text(sid),
+            "credentials_not_before": rfc3339(not_before),
+            "credentials": [{"type": "client_id", "id": reference, "value": reference}] if reference else [],
+        }
+    if not apps:
+        return [], {}
+    creds = await conn.execute(
+        select(
+            _raw(Credential.application_id),
+            _raw(Credential.id),
+            Credential.key_sha256,
+            Credential.client_id,
+            Credential.expires_at,
+        )
+        .join(Application, Application.id == Credential.application_id)
+        .where(*on_listed, Credential.revoked_at.is_(None), Credential.status != "revoked")
+        .order_by(Credential.created_at, Credential.id)
+    )
+    for aid, cid, key_sha256, client_id, expires_at in creds:
+        entry = apps.get(_id_text(aid))
+        if entry is None:
+            continue
+        if key_sha256:
+            entry["credentials"].append(
+                {"type": "api_key_sha256", "id": _id_text(cid), "value": key_sha256, "expires_at": rfc3339(expires_at)}
+            )
+        elif client_id and all(c["value"] != client_id for c in entry["credentials"]):
+            entry["credentials"].append({"type": "client_id", "id": client_id, "value": client_id})
+    registrations: dict[str, list[str]] = {}
+    regs = await conn.execute(
+        select(_raw(Registration.application_id), _raw(Registration.product_version_id))
+        .join(Application, Application.id == Registration.application_id)
+        .where(*on_listed, Registration.status == "approved")
+        .order_by(Registration.created_at, Registration.id)
+    )
+    for aid, vid in regs:
+        app_id = _id_text(aid)
+        if app_id in apps:
+            registrations.setdefault(app_id, []).append(_id_text(vid))
+    return list(apps.values()), registrations
 
 
 @dataclass(frozen=True)
@@ -488,9 +499,9 @@ class BuiltSnapshot:
 
 def encode_snapshot(document: dict[str, Any]) -> BuiltSnapshot:
     """Validate against `domain/snapshot.py` and encode (JSON and gzip)."""
-    Snapshot.model_validate(document)
     body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
-    return BuiltSnapshot(int(document["version"]), body, gzip.compress(body, compresslevel=5))
+    Snapshot.model_validate_json(body)  # the gateway's own schema reads exactly these bytes
+    return BuiltSnapshot(int(document["version"]), body, gzip.compress(body, compresslevel=1))
 
 
 # ---- the feed's wake-up --------------------------------------------------------------------------------
@@ -533,7 +544,9 @@ class FeedHub:
             cached = self._cache
             if cached is not None and cached.version >= current:
                 return cached
-            built = encode_snapshot(await build_snapshot(self.runtime))
+            document = await build_snapshot(self.runtime)
+            # JSON, schema check and gzip are CPU work that grows with the installation: off the event loop
+            built = await asyncio.to_thread(encode_snapshot, document)
             self._cache = built
             return built
 
