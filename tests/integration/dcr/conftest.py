@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.fixtures.builtin_idp import builtin_idp  # noqa: F401  # session fixture, until tests/conftest.py lists it
 from tests.integration.dcr.bridge_app import BridgeState, ThreadedServer, build_bridge
 
 TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=5.0)

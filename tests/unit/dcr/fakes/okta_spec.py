@@ -25,6 +25,7 @@ listed in `UNDOCUMENTED_STATUSES`.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,8 +203,9 @@ class OktaValidator:
         self.validated += 1
 
 
+@functools.cache
 def load_okta_specs(spec_dir: Path = SPEC_DIR) -> OktaValidator | None:
-    """Parse both documents once; None when the folder (or a file) is absent."""
+    """Parse both documents once per process (shared by every test that needs them); None when absent."""
     oauth_file = spec_dir / "oauth-minimal.yaml"
     management_file = spec_dir / "management-minimal.yaml"
     if not (oauth_file.is_file() and management_file.is_file()):
