@@ -15,7 +15,9 @@ table and `web/` into form messages. Foreign exceptions are translated at the bo
     ├── IdempotencyMismatchError  422
     ├── ThrottledError            429 (Retry-After)
     ├── VaultError                a ciphertext that does not decrypt under any known key (500)
-    └── ProviderError             the IdP failed: 502 when it answered, 504 when it did not in time
+    ├── ProviderError             the IdP failed: 502 when it answered, 504 when it did not in time
+    ├── DiscoveryError            (oidc/discovery.py) issuer metadata unreachable or inconsistent
+    └── JwksUnavailableError      (oidc/jwks.py) no usable signing keys
 """
 
 from __future__ import annotations
