@@ -34,6 +34,7 @@ class FakeIdp:
         self.delete_status = delete_status
         self.requests: list[httpx.Request] = []
         self.clients: dict[str, dict[str, str]] = {}
+        self.puts = 0
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -72,6 +73,9 @@ class FakeIdp:
                     **body,
                 },
             )
+        if request.method == "PUT" and request.url.path.startswith("/reg/"):
+            self.puts += 1
+            return httpx.Response(503, json={"error": "temporarily_unavailable", "error_description": "maintenance"})
         if request.method == "DELETE" and request.url.path.startswith("/reg/"):
             client_id = request.url.path.rsplit("/", 1)[1]
             assert request.headers["authorization"] == f"Bearer rat-{client_id}"
@@ -173,3 +177,23 @@ async def test_a_failure_after_the_idp_answered_queues_the_delete_when_the_idp_f
     assert await outbox.run_one(api.runtime, op.id) == "done"
     assert fake_idp.clients == {}
     assert await operations(api.runtime) == []
+
+
+async def test_rotations_that_fail_at_the_idp_change_nothing(api, fake_idp):
+    rotating = {**PROVIDER, "dcr_config": {**PROVIDER["dcr_config"], "rotates_secret_on_put": True}}
+    world = await make_world(api.runtime, api.client, provider=rotating)
+    created = await api.client.post("/api/v2/applications", json={"name": "billing"}, headers=world.as_dev())
+    assert created.status_code == 201
+    app_id = created.json()["id"]
+    patched = await api.client.patch(
+        f"/api/v2/applications/{app_id}", json={"redirect_uri": "https://app.example.com/cb"}, headers=world.as_dev()
+    )
+    assert patched.status_code == 502
+    assert "maintenance" in patched.json()["detail"]
+    refreshed = await api.client.post(f"/api/v2/applications/{app_id}/refresh-token", headers=world.as_dev())
+    assert refreshed.status_code == 502
+    assert fake_idp.puts == 2
+    [row] = await app_rows(api.runtime)
+    assert row.redirect_uri is None
+    assert row.credentials_not_before is None
+    assert row.status == "active"
