@@ -930,8 +930,13 @@ async def admin_delete(ctx: Ctx, portal_id: uuid.UUID, developer_id: uuid.UUID) 
         entry = await applications.delete_application(ctx, app, status_code=204)
         if entry is not None:
             entries.append(entry)
-    for entry in entries:
-        # try each IdP delete now; what fails stays in the outbox and is retried with backoff
-        await outbox.run_one(ctx.runtime, entry)
+    runner = ctx.runtime.extras.get("outbox")
+    if isinstance(runner, outbox.Runner):
+        if entries:
+            runner.wake()  # the IdP deletes run in the background, retried with backoff
+    else:
+        for entry in entries:
+            # no runner in this process: try each IdP delete now; what fails stays queued for the next runner
+            await outbox.run_one(ctx.runtime, entry)
     await purge_deleted(ctx)
     await ctx.session.commit()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 from sqlalchemy import select, update
 
 from keystile.services import installation
@@ -269,3 +270,55 @@ async def test_revoking_a_developer_tells_the_provider_of_each_removed_registrat
         ops = (await s.execute(select(IdpOperation).where(IdpOperation.application_id == app_id))).scalars().all()
     events = [(op.operation, op.payload["event_type"], op.payload["api_product_version_id"]) for op in ops]
     assert events == [("event", "remove_registration", str(cat.version_id))]  # the pending one was never added
+
+
+async def test_delete_developer_deletes_dcr_clients_at_the_idp(portal_env: PortalEnv):
+    """A DCR application of a deleted developer goes the way an application DELETE goes: IdP client deleted
+    (here an http bridge behind a MockTransport that checks the exact request), then the rows."""
+    env = portal_env
+    seen: list[httpx.Request] = []
+
+    def bridge(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        assert request.method == "DELETE"
+        assert str(request.url) == "https://bridge.example.com/dcr/client-7"
+        assert request.headers["X-API-KEY"] == "bridge_api_key_123"
+        return httpx.Response(204)
+
+    env.runtime.http = httpx.AsyncClient(transport=httpx.MockTransport(bridge))
+    cat = await seed_catalog(env.runtime, env.portal_id)
+    r = await env.admin.post(
+        "/v2/dcr-providers",
+        json={
+            "name": "bridge",
+            "provider_type": "http",
+            "issuer": "https://idp.example.com",
+            "dcr_config": {"dcr_base_url": "https://bridge.example.com/dcr", "api_key": "bridge_api_key_123"},
+        },
+    )
+    provider_id = uuid.UUID(r.json()["id"])
+    async with env.runtime.sessions() as s:
+        await s.execute(
+            update(AuthStrategy).where(AuthStrategy.id == cat.strategy_id).values(dcr_provider_id=provider_id)
+        )
+        await s.commit()
+    dev = await approved_developer(env.runtime)
+    app_id = await seed_application(
+        env.runtime, env.portal_id, dev.developer_id, cat.strategy_id, {cat.version_id: "approved"}
+    )
+    async with env.runtime.sessions() as s:
+        await s.execute(
+            update(Application)
+            .where(Application.id == app_id)
+            .values(dcr_provider_id=provider_id, reference_id="client-7")
+        )
+        await s.commit()
+    try:
+        r = await env.admin.delete(f"/v2/portals/{env.portal_id}/developers/{dev.developer_id}")
+    finally:
+        await env.runtime.http.aclose()
+    assert r.status_code == 204
+    assert len(seen) == 1
+    async with env.runtime.sessions() as s:
+        assert await s.get(Application, app_id) is None
+        assert await s.get(Developer, dev.developer_id) is None
