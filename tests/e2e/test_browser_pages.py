@@ -1,0 +1,304 @@
+"""Every page in a real Chromium: admin and developer flows through the forms, a screenshot of each page at desktop
+and phone widths (test-artifacts/screenshots/), labels and contrast checked on each."""
+
+from __future__ import annotations
+
+import email
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import LivePortal, check_page, unique
+from tests.portal_helpers import ensure_default_portal
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+
+SPEC = """openapi: 3.0.3
+info: {title: Orders API, version: "1.0"}
+paths:
+  /orders/{orderId}:
+    get:
+      summary: Get an order
+      parameters:
+        - {name: orderId, in: path, required: true, schema: {type: string}}
+      responses:
+        "200":
+          description: The order
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  id: {type: string}
+                  total: {type: integer, description: Cents}
+  /orders:
+    post:
+      summary: Place an order
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, required: [items], properties: {items: {type: array, items: {type: string}}}}
+      responses:
+        "201": {description: Created}
+"""
+
+
+async def admin_sign_in(page: Any, live: LivePortal) -> None:
+    await page.goto("/admin/login")
+    await page.get_by_label("Admin token").fill(live.admin_token)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/admin/")
+
+
+def last_mail_link(folder: Path, path: str) -> str:
+    mails = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime)
+    assert mails, "no mail was written"
+    body = email.message_from_bytes(mails[-1].read_bytes()).get_payload(decode=True).decode()
+    match = re.search(rf"(http://\S+{path}\?token=[0-9a-f-]+)", body)
+    assert match, body
+    return match.group(1)
+
+
+async def test_admin_pages(page: Any, live_portal: LivePortal, tmp_path: Path) -> None:
+    live = live_portal
+    await page.goto("/admin/providers")
+    assert page.url.endswith("/admin/login?next=/admin/providers")
+    await check_page(page, "admin-login")
+    await page.get_by_label("Admin token").fill("kpat_" + "x" * 43)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_text("unknown or revoked").wait_for()
+    await check_page(page, "admin-login-error")
+    await admin_sign_in(page, live)
+    await check_page(page, "admin-home")
+
+    # DCR provider: type chooser, per-type form, a bad value kept beside its field, then verify
+    await page.goto("/admin/providers/new")
+    await check_page(page, "admin-provider-types")
+    await page.get_by_role("link", name=re.compile("RFC 7591")).click()
+    name = unique("peer")
+    await page.get_by_label(re.compile(r"^Name( \*)?$")).fill(name)
+    await page.get_by_label("Issuer URL").fill("ftp://wrong")
+    await page.get_by_label("Initial access token").fill("iat-secret-value")
+    await page.get_by_role("button", name="Create provider").click()
+    await page.locator(".field-error").first.wait_for()
+    assert await page.get_by_label(re.compile(r"^Name( \*)?$")).input_value() == name
+    assert await page.get_by_label("Initial access token").input_value() == ""  # secrets are never kept
+    await check_page(page, "admin-provider-form-errors")
+    await page.get_by_label("Issuer URL").fill("http://127.0.0.1:9/issuer")
+    await page.get_by_role("button", name="Create provider").click()
+    await page.wait_for_url(re.compile(r"/admin/providers/[0-9a-f-]{36}$"))
+    await check_page(page, "admin-provider")
+    await page.get_by_role("button", name="Verify").click()
+    await page.get_by_role("heading", name=re.compile("Verification")).wait_for()
+    assert await page.locator(".verify tbody tr").count() >= 1
+    await check_page(page, "admin-provider-verify")
+    await page.goto("/admin/providers")
+    await check_page(page, "admin-providers")
+
+    # strategies: an error beside the field, then a key-auth strategy
+    await page.goto("/admin/strategies/new")
+    await check_page(page, "admin-strategy-new")
+    await page.get_by_label(re.compile(r"^Name( \*)?$")).fill(unique("oidc"))
+    await page.get_by_label("Display name").fill("OAuth")
+    await page.get_by_label("Credential claims").fill("")
+    await page.get_by_role("button", name="Create strategy").click()
+    await page.locator(".field-error").first.wait_for()
+    await check_page(page, "admin-strategy-errors")
+    await page.goto("/admin/strategies/new")
+    strategy_name = unique("keys")
+    await page.get_by_label(re.compile(r"^Name( \*)?$")).fill(strategy_name)
+    await page.get_by_label("Display name").fill("API key")
+    await page.get_by_label(re.compile(r"^API key( \*)?$")).check()
+    await page.get_by_label("Key names").fill("apikey, x-api-key")
+    await page.get_by_role("button", name="Create strategy").click()
+    await page.wait_for_url(re.compile(r"/admin/strategies/[0-9a-f-]{36}$"))
+    await check_page(page, "admin-strategy")
+    await page.get_by_role("button", name="Verify").click()
+    await page.get_by_role("heading", name=re.compile("Verification")).wait_for()
+    await page.goto("/admin/strategies")
+    await check_page(page, "admin-strategies")
+
+    # product → version → spec upload → publication
+    await page.goto("/admin/products")
+    product = unique("Orders")
+    await page.get_by_label(re.compile(r"^Name( \*)?$")).fill(product)
+    await page.get_by_label("Description").fill("Place and track orders")
+    await page.get_by_role("button", name="Create product").click()
+    await page.wait_for_url(re.compile(r"/admin/products/[0-9a-f-]{36}$"))
+    await page.get_by_label("Version name").fill("v1")
+    await page.get_by_label("Upstream URL").fill("http://127.0.0.1:9/api")
+    await page.get_by_label("Paths").fill(f"/{product.lower()}/v1")
+    await page.get_by_role("button", name="Create version").click()
+    await page.wait_for_url(re.compile(r"/versions/[0-9a-f-]{36}$"))
+    spec_file = tmp_path / "orders.yaml"
+    spec_file.write_text(SPEC)
+    await page.get_by_label("OpenAPI document (YAML or JSON)").set_input_files(str(spec_file))
+    await page.get_by_role("button", name="Save specification").click()
+    await page.get_by_text("The specification is saved.").wait_for()
+    publication = page.locator("form", has=page.get_by_role("button", name=re.compile("Save publication"))).first
+    await publication.get_by_label("Status").select_option("published")
+    await publication.get_by_label("Auth strategy").select_option(label=f"{strategy_name} (API key)")
+    await publication.get_by_label("Developers can request access").check()
+    await publication.get_by_role("button", name=re.compile("Save publication")).click()
+    await page.get_by_text("The publication is saved.").wait_for()
+    await check_page(page, "admin-version")
+    await page.get_by_role("link", name=re.compile("← ")).click()
+    await check_page(page, "admin-product")
+    await page.goto("/admin/products")
+    await check_page(page, "admin-products")
+
+    for path, name in (
+        ("/admin/portals", "admin-portals"),
+        ("/admin/developers", "admin-developers"),
+        ("/admin/registrations", "admin-registrations"),
+        ("/admin/applications", "admin-applications"),
+        ("/admin/idp-operations", "admin-idp-operations"),
+        ("/admin/audit?action=dcr_provider", "admin-audit"),
+    ):
+        await page.goto(path)
+        assert await page.locator("h1").count() == 1
+        await check_page(page, name)
+    await page.goto("/admin/portals")
+    await page.locator("table a").first.click()
+    await check_page(page, "admin-portal")
+
+    await page.goto("/admin/data-plane")
+    await page.get_by_label(re.compile(r"^Name( \*)?$")).fill(unique("edge"))
+    async with page.expect_response(lambda r: r.url.endswith("/admin/data-plane/tokens")) as info:
+        await page.get_by_role("button", name="Create token").click()
+    response = await info.value
+    assert response.headers["cache-control"] == "no-store"
+    assert (await page.locator("#dp-token").input_value()).startswith("kdp_")
+    await check_page(page, "admin-data-plane")
+
+    # CSRF: a form posted without its token gets the 403 page
+    await page.evaluate(
+        "() => document.querySelector('form[action=\"/admin/data-plane/tokens\"] input[name=csrf_token]').remove()"
+    )
+    await page.get_by_label(re.compile(r"^Name( \*)?$")).fill(unique("edge"))
+    await page.get_by_role("button", name="Create token").click()
+    await page.get_by_role("heading", name="This form could not be accepted").wait_for()
+    await check_page(page, "admin-csrf-refused")
+
+
+async def _publish_for_developers(live: LivePortal) -> dict[str, str]:
+    portal_id = str(await ensure_default_portal(live.runtime, auto_approve_developers=True))
+    headers = {"Authorization": f"Bearer {live.admin_token}"}
+    async with httpx.AsyncClient(base_url=live.url, headers=headers, timeout=10) as client:
+
+        async def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+            r = await client.post(url, json=body)
+            assert r.status_code == 201, r.text
+            return r.json()
+
+        strategy = await post(
+            "/v2/application-auth-strategies",
+            {"name": unique("k"), "display_name": "API key", "strategy_type": "key_auth", "configs": {"key-auth": {}}},
+        )
+        product = await post(
+            "/v2/api-products",
+            {"name": unique("Shipping"), "description": "Labels and tracking", "portal_ids": [portal_id]},
+        )
+        version = await post(
+            f"/v2/api-products/{product['id']}/product-versions",
+            {"name": "v2", "gateway_service": {"upstream_url": "http://127.0.0.1:9/", "paths": [f"/{product['id']}"]}},
+        )
+        await post(
+            f"/v2/api-products/{product['id']}/product-versions/{version['id']}/specifications",
+            {"name": "shipping.yaml", "content": SPEC},
+        )
+        await post(
+            f"/v2/portals/{portal_id}/product-versions",
+            {
+                "product_version_id": version["id"],
+                "publish_status": "published",
+                "application_registration_enabled": True,
+                "auto_approve_registration": False,
+                "deprecated": False,
+                "auth_strategy_ids": [strategy["id"]],
+            },
+        )
+    return {"product": product["id"], "product_name": product["name"], "strategy": strategy["id"]}
+
+
+async def test_developer_pages(page: Any, live_portal: LivePortal) -> None:
+    live = live_portal
+    ids = await _publish_for_developers(live)
+    await page.goto("/")
+    assert page.url.endswith("/login")
+    await check_page(page, "portal-login")
+    await page.get_by_role("link", name="Create account").click()
+    await page.get_by_label("Full name").fill("Ada Lovelace")
+    address = f"{unique('ada')}@example.com"
+    await page.get_by_label("Email").fill("not an address")
+    await page.get_by_role("button", name="Create account").click()
+    await page.locator(".field-error").first.wait_for()
+    assert await page.get_by_label("Full name").input_value() == "Ada Lovelace"
+    await check_page(page, "portal-register-errors")
+    await page.get_by_label("Email").fill(address)
+    await page.get_by_role("button", name="Create account").click()
+    await page.get_by_role("heading", name="Check your mail").wait_for()
+    await check_page(page, "portal-check-mail")
+    link = last_mail_link(live.mail_dir, "/verify-email")
+    assert link.startswith(live.url)
+    await page.goto(link)
+    await check_page(page, "portal-verify")
+    await page.get_by_role("button", name="Confirm my email").click()
+    await page.get_by_role("heading", name="Set your password").wait_for()
+    await page.get_by_label(re.compile(r"^Password( \*)?$")).fill("correct horse battery")
+    await page.get_by_label("Password again").fill("something else entirely")
+    await page.get_by_role("button", name="Save password").click()
+    await page.locator(".field-error").first.wait_for()
+    await check_page(page, "portal-set-password")
+    await page.get_by_label(re.compile(r"^Password( \*)?$")).fill("correct horse battery")
+    await page.get_by_label("Password again").fill("correct horse battery")
+    await page.get_by_role("button", name="Save password").click()
+    await page.wait_for_url("**/login?reset=1")
+    await page.get_by_label("Email").fill(address)
+    await page.get_by_label("Password").fill("correct horse battery")
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/apps")
+    await check_page(page, "portal-apps-empty")
+
+    await page.get_by_role("link", name="APIs").click()
+    await check_page(page, "portal-catalog")
+    await page.get_by_label("Search APIs").fill("tracking")
+    await page.get_by_role("button", name="Search").click()
+    await page.get_by_role("link", name=ids["product_name"]).click()
+    await page.get_by_text("Get an order").click()
+    await page.get_by_text("Cents").wait_for()
+    await check_page(page, "portal-product")
+    await page.get_by_role("link", name="Create an app for this API").click()
+    await check_page(page, "portal-new-app")
+    await page.get_by_label("App name").fill("shipping-bot")
+    await page.get_by_label("Description").fill("Prints labels")
+    await page.get_by_role("button", name="Create app").click()
+    await page.get_by_role("heading", name="Store it now").wait_for()
+    key = await page.locator("#api-key").input_value()
+    assert key.startswith("kak_")
+    assert key not in page.url
+    await page.get_by_role("button", name="Copy").click()
+    assert await page.evaluate("() => navigator.clipboard.readText()") == key
+    await check_page(page, "portal-secret-once")
+    await page.get_by_role("link", name="Proceed").click()
+    await page.wait_for_url(re.compile(r"/apps/[0-9a-f-]{36}$"))
+    assert key not in await page.content()
+    await check_page(page, "portal-app")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Withdraw").click()
+    await page.get_by_text("The request was withdrawn.").wait_for()
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Delete app").click()
+    await page.locator("#confirm-error").wait_for()  # the box was not ticked
+    await page.get_by_label(re.compile("Yes, delete")).check()
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Delete app").click()
+    await page.wait_for_url("**/apps?deleted=1")
+    await check_page(page, "portal-app-deleted")
+    await page.goto("/forgot-password")
+    await check_page(page, "portal-forgot")
+    await page.goto("/products/00000000-0000-0000-0000-000000000000")
+    await check_page(page, "portal-not-found")
