@@ -30,6 +30,7 @@ from keystile.domain.errors import (
     GoneError,
     NotFoundError,
     PermissionDeniedError,
+    ThrottledError,
 )
 from keystile.domain.listing import ListQuery, ListSpec, Page
 from keystile.domain.time import rfc3339
@@ -579,23 +580,27 @@ async def authenticate(ctx: Ctx, portal: PortalInfo, raw: Any) -> SessionTokens:
     body = parse(Authenticate, raw)
     account_key = f"login:account:{portal.id}:{body.username}"
     ip_key = f"login:ip:{ctx.client_ip}"
-    await throttle.check(ctx, ip_key, LOGIN_IP_LIMIT, LOGIN_WINDOW)
-    await throttle.check(ctx, account_key, LOGIN_ACCOUNT_LIMIT, LOGIN_WINDOW)
     dev = await _developer_by_email(ctx, portal.id, body.username)
+    try:
+        await throttle.check(ctx, ip_key, LOGIN_IP_LIMIT, LOGIN_WINDOW)
+        await throttle.check(ctx, account_key, LOGIN_ACCOUNT_LIMIT, LOGIN_WINDOW)
+    except ThrottledError:
+        await _login_failure(ctx, dev, 429, "throttled")
+        raise
     hasher = password_hasher(ctx.runtime)
     ok = await asyncio.to_thread(_verify_password, hasher, dev.password_hash if dev else None, body.password)
     if dev is None or not ok:
         await throttle.hit(ctx, account_key)
         await throttle.hit(ctx, ip_key)
         await ctx.session.commit()
-        actor = developer_actor(dev) if dev else Actor("developer", None, None)
-        await _login_failure(ctx, actor, dev, 401, "invalid_credentials")
+        await _login_failure(ctx, dev, 401, "invalid_credentials")
         raise AuthenticationError(INVALID_CREDENTIALS[1], INVALID_CREDENTIALS[0])
     if dev.status != "approved":
-        await _login_failure(ctx, developer_actor(dev), dev, 401, f"status_{dev.status}")
-        if dev.status == "pending":
+        status = dev.status
+        await _login_failure(ctx, dev, 401, f"status_{status}")
+        if status == "pending":
             raise AuthenticationError(APPROVAL_REQUIRED[1], APPROVAL_REQUIRED[0])
-        raise AuthenticationError(f"Your account has been {dev.status}.", "Account Disabled")
+        raise AuthenticationError(f"Your account has been {status}.", "Account Disabled")
     now = utcnow()
     await ctx.session.execute(
         delete(DeveloperToken).where(DeveloperToken.developer_id == dev.id, DeveloperToken.expires_at <= now)
@@ -609,13 +614,17 @@ async def authenticate(ctx: Ctx, portal: PortalInfo, raw: Any) -> SessionTokens:
     return tokens
 
 
-async def _login_failure(ctx: Ctx, actor: Actor, dev: Developer | None, status: int, reason: str) -> None:
+async def _login_failure(ctx: Ctx, dev: Developer | None, status: int, reason: str) -> None:
+    """Audit a refused login in a transaction of its own, after ending the attempt's (it keeps nothing)."""
+    actor = developer_actor(dev) if dev else Actor("developer", None, None)
+    dev_id = dev.id if dev else None
+    await ctx.session.rollback()
     await audit.record_failure(
         ctx.runtime,
         actor,
         "developer.authenticate",
         "developer",
-        dev.id if dev else None,
+        dev_id,
         status_code=status,
         trace_id=ctx.trace_id,
         client_ip=ctx.client_ip,

@@ -166,6 +166,9 @@ async def test_unauthenticated_errors_and_bodies(portal_env: PortalEnv):
     assert revoked.json()["title"] == "Account Disabled"
     assert "revoked" in revoked.json()["detail"]
     assert "portalaccesstoken" not in revoked.cookies
+    events = (await env.admin.get("/v2/audit-logs", params={"filter[outcome]": "failure"})).json()["data"]
+    reasons = [e["changes"]["reason"]["to"] for e in events if e["action"] == "developer.authenticate"]
+    assert sorted(reasons) == ["invalid_credentials", "invalid_credentials", "status_pending", "status_revoked"]
 
     assert (
         await env.client.post("/api/v2/developer/verify-email", json={"token": str(uuid.uuid4())})
@@ -218,6 +221,9 @@ async def test_failed_logins_are_throttled_per_account_and_per_ip(portal_env: Po
     r = await login(env, "other@example.com")
     assert r.status_code == 429
     assert int(r.headers["Retry-After"]) >= 1
+    audit = await env.admin.get("/v2/audit-logs", params={"filter[action]": "developer.authenticate"})
+    throttled = [e for e in audit.json()["data"] if e["status_code"] == 429]
+    assert len(throttled) == 2 and all(e["outcome"] == "failure" for e in throttled)
 
 
 async def test_sign_up_and_forgot_password_are_throttled_per_ip(portal_env: PortalEnv):
