@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,10 +30,10 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
 
 
 async def eventually(
-    call: Callable[[], Awaitable[httpx.Response]], status: int, timeout: float = 10.0
+    call: Callable[[], Awaitable[httpx.Response]], status: int, within: float = 10.0
 ) -> httpx.Response:
     """The gateway follows the control plane within about a second; wait for the expected answer."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         response = await call()
         if response.status_code == status or asyncio.get_running_loop().time() > deadline:
@@ -82,7 +83,7 @@ async def test_issue_7_journey(chromium: Any, live_portal: LivePortal, oidc_peer
         await admin.get_by_label(re.compile("^Client credentials")).check()
         await admin.get_by_label(re.compile("^Bearer JWT")).check()
         await admin.get_by_label(re.compile(r"^Advanced configuration")).fill(
-            '{"audience": "%s"}' % oidc_peer.api_audience
+            json.dumps({"audience": oidc_peer.api_audience})
         )
         await admin.get_by_role("button", name="Create strategy").click()
         await admin.wait_for_url(re.compile(r"/admin/strategies/[0-9a-f-]{36}$"))
