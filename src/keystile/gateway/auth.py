@@ -210,8 +210,8 @@ class Authenticator:
     ) -> AuthResult:
         if len(found) + len(params) > 1:
             raise self._reject(route, "repeated_key", "key_auth")
-        key = found[0].decode("latin-1") if found else params[0]
-        digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+        raw = found[0] if found else params[0].encode("utf-8", "surrogateescape")  # a header is hashed as sent
+        digest = hashlib.sha256(raw).hexdigest()
         for strategy in route.key_strategies:
             if lname not in strategy.key_names_lower:
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ipaddress
+import itertools
 import logging
 import os
 import re
@@ -36,6 +37,7 @@ log = logging.getLogger("keystile.gateway")
 MAX_HEADER_BYTES = 32 * 1024
 BODY_BUFFER_PAUSE = 256 * 1024
 CLIENT_IDLE_TIMEOUT = 75.0
+TIMEOUT_TICK = 0.05
 
 HOP_BY_HOP = frozenset(
     {
@@ -63,6 +65,14 @@ _REQ_DROP = HOP_BY_HOP | {
 _RESP_DROP = HOP_BY_HOP | {b"content-length", b"x-request-id"}
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _NO_BODY_STATUS = frozenset({204, 304})
+# request headers kept aside while parsing (the last one wins; duplicates are still in `headers`)
+_SPECIAL = {
+    b"content-length": "h_length",
+    b"transfer-encoding": "h_te",
+    b"x-request-id": "h_request_id",
+    b"expect": "h_expect",
+    b"user-agent": "h_user_agent",
+}
 
 
 @dataclass
@@ -87,7 +97,11 @@ class _Request:
         "bytes_out",
         "conn",
         "gateway",
-        "has_body",
+        "h_expect",
+        "h_length",
+        "h_request_id",
+        "h_te",
+        "h_user_agent",
         "head_sent",
         "headers",
         "is_head",
@@ -99,7 +113,6 @@ class _Request:
         "pending",
         "proto",
         "read_timeout",
-        "read_timer",
         "request_id",
         "resp_chunked",
         "resp_close_delimited",
@@ -129,7 +142,11 @@ class _Request:
         self.body_buffered = 0
         self.body_chunked = False
         self.body_done = False
-        self.has_body = False
+        self.h_expect: bytes | None = None
+        self.h_length: bytes | None = None
+        self.h_request_id: bytes | None = None
+        self.h_te: bytes | None = None
+        self.h_user_agent: bytes | None = None
         self.bytes_in = 0
         self.bytes_out = 0
         self.too_large = False
@@ -153,7 +170,6 @@ class _Request:
         self.resp_close_delimited = False
         self.resp_skip = False
         self.is_head = False
-        self.read_timer: asyncio.TimerHandle | None = None
         self.read_timeout = 60.0
         self.last_io = 0.0
         self.out: list[bytes] = []
@@ -279,22 +295,13 @@ class _Request:
     def up_resume(self) -> None:
         self.proto.resume_reading()
 
-    def on_read_timer(self) -> None:
-        self.read_timer = None
-        if not self.pending:
-            return
-        loop = self.proto.loop
-        remaining = self.last_io + self.read_timeout - loop.time()
-        if remaining > 0:
-            self.read_timer = loop.call_later(remaining, self.on_read_timer)
-            return
-        self._fail_upstream(504)
+    def on_read_timeout(self) -> None:
+        if self.pending:
+            self._fail_upstream(504)
 
     def _finish_upstream(self, reuse: bool) -> None:
         self.flush()
-        if self.read_timer is not None:
-            self.read_timer.cancel()
-            self.read_timer = None
+        self.gateway.waiting.discard(self)
         conn = self.conn
         self.conn = None
         if conn is not None:
@@ -306,9 +313,7 @@ class _Request:
         self._complete()
 
     def _fail_upstream(self, status: int) -> None:
-        if self.read_timer is not None:
-            self.read_timer.cancel()
-            self.read_timer = None
+        self.gateway.waiting.discard(self)
         conn = self.conn
         self.conn = None
         if conn is not None:
@@ -324,6 +329,7 @@ class _Request:
         self._complete()
 
     def _complete(self) -> None:
+        self.gateway.waiting.discard(self)
         if self.pending:
             self.pending = False
             self.gateway.complete(self)
@@ -379,7 +385,7 @@ class _ClientProtocol(asyncio.Protocol):
             self.abort()
             return
         req = self.cur or _Request(self)
-        req.request_id = os.urandom(16).hex()
+        req.request_id = self.gateway._new_request_id()
         req.started = self.loop.time()
         self.gateway.reply(req, status, close=True)
         self.gateway.log_request(req, None)
@@ -401,8 +407,9 @@ class _ClientProtocol(asyncio.Protocol):
         if self.header_bytes > MAX_HEADER_BYTES:
             raise httptools.HttpParserError("headers too large")
         lname = name.lower()
-        if lname == b"content-length" or lname == b"transfer-encoding":
-            self.cur.has_body = True
+        special = _SPECIAL.get(lname)
+        if special is not None:
+            setattr(self.cur, special, value)
         self.cur.headers.append((lname, name, value))
 
     def on_headers_complete(self) -> None:
@@ -413,7 +420,7 @@ class _ClientProtocol(asyncio.Protocol):
         req.version = parser.get_http_version()
         req.keep_alive = parser.should_keep_alive()
         req.started = self.loop.time()
-        if not req.has_body:
+        if req.h_length is None and req.h_te is None:
             # nothing follows the head: complete now, since the pipeline may run before on_message_complete
             req.body_done = True
         if self.active is None:
@@ -490,13 +497,6 @@ class _ClientProtocol(asyncio.Protocol):
             self.transport.abort()
 
 
-def _header(req: _Request, lname: bytes) -> bytes | None:
-    for name, _, value in req.headers:
-        if name == lname:
-            return value
-    return None
-
-
 class Gateway:
     """The request pipeline and the state it reads: the current config, caches, pools, metrics, log."""
 
@@ -521,6 +521,14 @@ class Gateway:
         self._idle_event: asyncio.Event | None = None
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.TimerHandle | None = None
+        self._timeouts: asyncio.TimerHandle | None = None
+        self.waiting: set[_Request] = set()  # upstream exchanges in progress (read timeouts)
+        self._id_prefix = os.urandom(8).hex()
+        self._id_counter = itertools.count(1)
+
+    def _new_request_id(self) -> str:
+        """Unique without a syscall: a random per-process prefix and a counter."""
+        return f"{self._id_prefix}-{next(self._id_counter):08x}"
 
     # -- config -------------------------------------------------------------------------------------------
     def swap(self, config: GatewayConfig) -> None:
@@ -547,7 +555,16 @@ class Gateway:
         self._servers.append(server)
         if self._sweeper is None:
             self._sweeper = loop.call_later(5.0, self._sweep)
+            self._timeouts = loop.call_later(TIMEOUT_TICK, self._check_timeouts)
         return server
+
+    def _check_timeouts(self) -> None:
+        """Read timeouts of upstream exchanges, checked every 50 ms (cheaper than a timer per request)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for req in [r for r in self.waiting if now - r.last_io >= r.read_timeout]:
+            req.on_read_timeout()
+        self._timeouts = loop.call_later(TIMEOUT_TICK, self._check_timeouts)
 
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
@@ -572,6 +589,8 @@ class Gateway:
             proto.abort()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._timeouts is not None:
+            self._timeouts.cancel()
         self.pool.close()
         self.access_log.flush()
 
@@ -639,15 +658,15 @@ class Gateway:
             auth_method=req.auth_method or None,
             auth_failure=req.auth_failure or None,
             config_version=config.version if config is not None else None,
-            user_agent=_header(req, b"user-agent"),
+            user_agent=req.h_user_agent,
         )
 
     async def _handle(self, req: _Request) -> None:
-        incoming_id = _header(req, b"x-request-id")
+        incoming_id = req.h_request_id
         req.request_id = (
             incoming_id.decode("ascii")
             if incoming_id is not None and _REQUEST_ID.match(incoming_id)
-            else os.urandom(16).hex()
+            else self._new_request_id()
         )
         url = req.url
         qpos = url.find(b"?")
@@ -671,7 +690,7 @@ class Gateway:
             return
         limit = self.options.max_body_size
         if limit:
-            length = _header(req, b"content-length")
+            length = req.h_length
             if length is not None and length.isdigit() and int(length) > limit:
                 self.reply(req, 413, close=True)
                 return
@@ -796,7 +815,11 @@ class Gateway:
         if proto.closing:
             self.pool.release(conn)
             return
-        if _header(req, b"expect") is not None and not req.body_done:
+        if req.too_large:  # the body went over the limit while connecting
+            self.pool.release(conn)
+            self.reply(req, 413, close=True)
+            return
+        if req.h_expect is not None and not req.body_done:
             proto.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         req.is_head = req.method == "HEAD"
         req.pending = True
@@ -819,7 +842,7 @@ class Gateway:
         proto.resume_reading()
         req.read_timeout = route.read_timeout
         req.last_io = loop.time()
-        req.read_timer = loop.call_later(route.read_timeout, req.on_read_timer)
+        self.waiting.add(req)
 
 
 def _strip_params(query: bytes, names: frozenset[str]) -> bytes:
