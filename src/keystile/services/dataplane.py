@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import String, event, select, type_coerce
+from sqlalchemy import String, cast, event, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keystile.domain.errors import AuthenticationError, ConflictError, NotFoundError
@@ -408,7 +408,8 @@ def _id_text(value: Any) -> str:
 
 
 def _raw(column: Any) -> Any:
-    return type_coerce(column, String)
+    """The id as text from the database itself (PostgreSQL: dashed text, no UUID object per row)."""
+    return cast(column, String)
 
 
 async def _applications(
@@ -421,6 +422,7 @@ async def _applications(
     if not strategy_ids:
         return [], {}
     on_listed = (Application.status == "active", Application.auth_strategy_id.in_(strategy_ids))
+    listed_apps = select(Application.id).where(*on_listed).scalar_subquery()
     apps: dict[str, dict[str, Any]] = {}
     rows = await conn.execute(
         select(
@@ -456,8 +458,9 @@ async def _applications(
             Credential.client_id,
             Credential.expires_at,
         )
-        .join(Application, Application.id == Credential.application_id)
-        .where(*on_listed, Credential.revoked_at.is_(None), Credential.status != "revoked")
+        .where(
+            Credential.application_id.in_(listed_apps), Credential.revoked_at.is_(None), Credential.status != "revoked"
+        )
         .order_by(Credential.created_at, Credential.id)
     )
     for aid, cid, key_sha256, client_id, expires_at in creds:
@@ -473,8 +476,7 @@ async def _applications(
     registrations: dict[str, list[str]] = {}
     regs = await conn.execute(
         select(_raw(Registration.application_id), _raw(Registration.product_version_id))
-        .join(Application, Application.id == Registration.application_id)
-        .where(*on_listed, Registration.status == "approved")
+        .where(Registration.application_id.in_(listed_apps), Registration.status == "approved")
         .order_by(Registration.created_at, Registration.id)
     )
     for aid, vid in regs:
