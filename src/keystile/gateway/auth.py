@@ -2,7 +2,7 @@
 
 `Authenticator.authenticate` takes the **first** credential present among the route's strategies (API key,
 `Authorization: Basic`, `Authorization: Bearer`, session cookie), finds the application from it alone, then
-verifies it with the application's strategy. It raises `AuthRejected` (401, or 503 when the IdP is needed
+verifies it with the application's strategy. It raises `AuthRejectedError` (401, or 503 when the IdP is needed
 and unreachable); the registration check (403) is the caller's.
 """
 
@@ -27,7 +27,7 @@ from keystile.gateway.session import MAX_COOKIE_BYTES, SessionData, decode_sessi
 from keystile.gateway.tables import AppEntry, CompiledRoute, CompiledStrategy, GatewayConfig
 from keystile.oidc.tokens import LEEWAY_SECONDS, TokenInvalidError, UnverifiedToken, parse_unverified, verify_jwt
 
-__all__ = ["AuthRejected", "AuthResult", "Authenticator", "parse_basic"]
+__all__ = ["AuthRejectedError", "AuthResult", "Authenticator", "parse_basic"]
 
 log = logging.getLogger("keystile.gateway.auth")
 
@@ -36,7 +36,7 @@ JWT_CACHE_SIZE = 100_000
 INTROSPECTION_MAX_TTL = 300.0
 
 
-class AuthRejected(Exception):
+class AuthRejectedError(Exception):
     """A refused request: status (401/503), metrics reason, response headers."""
 
     def __init__(
@@ -133,7 +133,7 @@ class Authenticator:
         """Authenticate one request on `route` (§5.1 steps 1–4, 6).
 
         Raises:
-            AuthRejected: 401 (no, unknown or bad credential) or 503 (IdP unavailable).
+            AuthRejectedError: 401 (no, unknown or bad credential) or 503 (IdP unavailable).
         """
         # (a) API keys, per key_auth strategy, per key name: header, then query parameter
         for strategy in route.key_strategies:
@@ -178,7 +178,7 @@ class Authenticator:
         description: str | None = None,
         clear_cookie: str | None = None,
         app_id: str = "",
-    ) -> AuthRejected:
+    ) -> AuthRejectedError:
         headers = []
         for challenge in route.www_authenticate:
             if bearer_error is not None and challenge.startswith("Bearer"):
@@ -188,11 +188,11 @@ class Authenticator:
             headers.append(("WWW-Authenticate", challenge))
         if clear_cookie is not None:
             headers.append(("Set-Cookie", f"{clear_cookie}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"))
-        return AuthRejected(401, reason, method=method, headers=headers, app_id=app_id)
+        return AuthRejectedError(401, reason, method=method, headers=headers, app_id=app_id)
 
     @staticmethod
-    def _unavailable(method: str, exc: IdpUnavailableError, app_id: str) -> AuthRejected:
-        return AuthRejected(
+    def _unavailable(method: str, exc: IdpUnavailableError, app_id: str) -> AuthRejectedError:
+        return AuthRejectedError(
             503,
             "idp_unavailable",
             method=method,

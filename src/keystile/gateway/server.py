@@ -22,7 +22,7 @@ from typing import Any, cast
 import httptools
 
 from keystile.gateway.accesslog import AccessLog
-from keystile.gateway.auth import Authenticator, AuthRejected, AuthResult
+from keystile.gateway.auth import Authenticator, AuthRejectedError, AuthResult
 from keystile.gateway.eager import run_eagerly
 from keystile.gateway.metrics import GatewayMetrics
 from keystile.gateway.responses import NO_CONFIG, REASONS, error_response
@@ -709,7 +709,7 @@ class Gateway:
         if route.strategies:
             try:
                 result = await self.auth.authenticate(config, route, req.headers, query)
-            except AuthRejected as exc:
+            except AuthRejectedError as exc:
                 req.auth_failure = exc.reason
                 req.auth_method = exc.method
                 req.app_id = exc.app_id
