@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -14,7 +15,17 @@ from starlette.responses import Response
 
 from keystile.domain.errors import AuthenticationError, InvalidParameter, KeystileError, ValidationError
 from keystile.domain.strategies import AUTH_METHODS
-from keystile.services import admin_tokens, audit, providers, strategies, verification
+from keystile.services import (
+    admin_tokens,
+    audit,
+    catalog,
+    outbox,
+    portals,
+    providers,
+    registrations,
+    strategies,
+    verification,
+)
 from keystile.services.context import Actor
 from keystile.web import security
 from keystile.web.common import clean, form_bool, form_text, list_query, page_number, parse_id, read_form, unit
@@ -98,11 +109,32 @@ async def home(request: Request) -> Response:
     async with unit(request, actor) as ctx:
         provider_page = await providers.list_providers(ctx, list_query(providers.LIST_SPEC, [], size=1))
         strategy_page = await strategies.list_strategies(ctx, list_query(strategies.LIST_SPEC, [], size=1))
-        recent = await audit.list_events(ctx, list_query(audit.LIST_SPEC, [], size=8))
+        recent = await audit.list_events(ctx, list_query(audit.LIST_SPEC, [("sort", "created_at desc")], size=8))
+        products = await catalog.list_products(ctx, list_query(catalog.PRODUCT_LIST_SPEC, [], size=1))
+        pending_ops = await outbox.list_operations(ctx, list_query(outbox.LIST_SPEC, [], size=1))
+        portal_page = await portals.list_portals(ctx, list_query(portals.LIST_SPEC, [("sort", "name")], size=200))
+        waiting = 0
+        for portal in portal_page.data:
+            regs = await registrations.admin_list(
+                ctx,
+                uuid.UUID(str(portal["id"])),
+                list_query(registrations.ADMIN_LIST_SPEC, [("filter[status]", "pending")], size=1),
+            )
+            waiting += regs.total
+    cards = [
+        ("/admin/products", "API products", f"{products.total} in the catalog"),
+        ("/admin/registrations", "Access requests", f"{waiting} waiting for approval"),
+        ("/admin/idp-operations", "IdP operations", f"{pending_ops.total} pending"),
+    ]
     return _render(
         request,
         "admin/home.html",
-        {"provider_count": provider_page.total, "strategy_count": strategy_page.total, "recent": recent.data},
+        {
+            "provider_count": provider_page.total,
+            "strategy_count": strategy_page.total,
+            "recent": recent.data,
+            "extra_cards": cards,
+        },
     )
 
 

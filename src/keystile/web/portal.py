@@ -34,6 +34,11 @@ CREDENTIAL_TYPES = {
     "self_managed_client_credentials": "Your own OAuth client (you give its client ID)",
     "key_auth": "API key",
 }
+CREDENTIAL_SHORT = {
+    "client_credentials": "OAuth client",
+    "self_managed_client_credentials": "your own OAuth client",
+    "key_auth": "API key",
+}
 METHOD_HELP = {
     "client_credentials": "send your client ID and secret as HTTP Basic credentials (Authorization: Basic …)",
     "bearer": "send an access token from the identity provider (Authorization: Bearer …)",
@@ -403,7 +408,13 @@ async def _offered(ctx: Ctx) -> list[dict[str, Any]]:
 
 def _new_app_ctx(form: Form, offered: list[dict[str, Any]]) -> dict[str, Any]:
     scopes = sorted({str(x) for s in offered for x in s.get("available_scopes") or []})
-    return {"form": form, "offered": offered, "credential_types": CREDENTIAL_TYPES, "scopes_offered": scopes}
+    return {
+        "form": form,
+        "offered": offered,
+        "credential_types": CREDENTIAL_TYPES,
+        "credential_short": CREDENTIAL_SHORT,
+        "scopes_offered": scopes,
+    }
 
 
 @router.get("/apps/new")

@@ -107,13 +107,13 @@ class Form:
         if isinstance(exc, e.ValidationError):
             for item in exc.items:
                 name = field_map(item.field) if field_map else item.field
-                if name is None or name in self.errors:
-                    if name is None:
-                        self.top.append(f"{item.field}: {item.reason}")
-                    else:
-                        self.errors[name] += f"; {item.reason}"
-                    continue
-                self.errors[name] = item.reason
+                reason = plain(item.reason)
+                if name is None:
+                    self.top.append(reason if item.field in item.reason else f"{item.field}: {reason}")
+                elif name in self.errors:
+                    self.errors[name] += f"; {reason}"
+                else:
+                    self.errors[name] = reason
         else:
             self.top.append(describe(exc))
         return self
@@ -133,6 +133,12 @@ def describe(exc: e.KeystileError) -> str:
 
 
 _INDEX = re.compile(r"\[\d+\]")
+_TECH_PREFIX = re.compile(r"\b(?:configs\.(?:openid-connect|key-auth)|dcr_config|gateway_service)\.")
+
+
+def plain(reason: str) -> str:
+    """A service's reason without the JSON path prefix the field already shows (`configs.openid-connect.x` → `x`)."""
+    return _TECH_PREFIX.sub("", reason)
 
 
 def strip_indices(name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import re
+import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -277,3 +278,59 @@ async def test_app_pages_need_a_developer(browser: Browser, path: str) -> None:
     response = await browser.get(path)
     assert response.status_code == 303
     assert response.headers["location"] == f"/login?next={path}"
+
+
+async def test_identity_provider_failure_is_shown_in_plain_words_with_the_trace_id(browser: Browser) -> None:
+    portal_id = await ensure_default_portal(browser.runtime)
+    with socket.socket() as sock:  # a port nobody listens on: the IdP is down
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    issuer = f"http://127.0.0.1:{port}"
+    provider = await _admin_json(
+        browser,
+        "POST",
+        "/v2/dcr-providers",
+        {
+            "name": "down",
+            "provider_type": "rfc7591",
+            "issuer": issuer,
+            "dcr_config": {"registration_endpoint": f"{issuer}/reg"},
+        },
+    )
+    strategy = await _admin_json(
+        browser,
+        "POST",
+        "/v2/application-auth-strategies",
+        {
+            "name": "down-cc",
+            "display_name": "OAuth",
+            "strategy_type": "openid_connect",
+            "dcr_provider_id": provider["id"],
+            "configs": {
+                "openid-connect": {"issuer": issuer, "credential_claim": ["client_id"], "auth_methods": ["bearer"]}
+            },
+        },
+    )
+    await _admin_json(
+        browser, "PATCH", f"/v2/portals/{portal_id}", {"default_application_auth_strategy_id": strategy["id"]}
+    )
+    dev = await approved_developer(browser.runtime, portal_id=portal_id)
+    browser.client.cookies.set("portalaccesstoken", dev.access_token)
+    page = await browser.get("/apps/new")
+    assert "Redirect URI" in page.text  # offered for a DCR strategy
+    failed = await browser.submit(
+        "/apps/new",
+        "/apps/new",
+        {
+            "name": "orders",
+            "auth_strategy_id": strategy["id"],
+            "description": "kept",
+            "redirect_uri": "https://a.example/cb",
+        },
+    )
+    assert failed.status_code in (502, 504)
+    assert "The identity provider did not accept the request" in failed.text
+    assert re.search(r"Trace id: <code>[0-9a-f]{32}</code>", failed.text)
+    assert input_value(failed.text, "name") == "orders"
+    assert "kept" in failed.text
+    assert "You have no app yet" in (await browser.get("/apps")).text  # nothing left behind
