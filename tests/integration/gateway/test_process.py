@@ -38,15 +38,17 @@ async def _wait_ready(status_port: int, limit: float = 20.0) -> None:
     raise AssertionError("the gateway never became ready")
 
 
-def _spawn(tmp_path, config, *extra: str) -> tuple[subprocess.Popen[bytes], int, int]:
+def _spawn(tmp_path, config, *extra: str, env: dict[str, str] | None = None):
+    """Start `python -m keystile.gateway gateway` with `--config FILE` (or, config None, the given options)."""
     port, status = _free_port(), _free_port()
+    source = ["--config", str(config)] if config is not None else []
     with (tmp_path / "stderr.log").open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "keystile.gateway", "gateway", "--config", str(config), "--listen",
-             f"127.0.0.1:{port}", "--status-listen", f"127.0.0.1:{status}", "--state-dir", str(tmp_path / "state"),
-             *extra],
+            [sys.executable, "-m", "keystile.gateway", "gateway", *source, "--listen", f"127.0.0.1:{port}",
+             "--status-listen", f"127.0.0.1:{status}", "--state-dir", str(tmp_path / "state"), *extra],
             stdout=subprocess.DEVNULL,
             stderr=log,
+            env={**os.environ, **(env or {})},
         )  # fmt: skip
     return proc, port, status
 
@@ -131,3 +133,37 @@ def test_invalid_config_stops_start_up(tmp_path) -> None:
     assert proc.returncode == 1
     assert "invalid config: version:" in proc.stderr
     assert "invalid config: generated_at: Field required" in proc.stderr
+
+
+async def test_workers_follow_the_feed_through_the_supervisor(world: World, tmp_path) -> None:
+    from tests.integration.gateway.servers import FakeFeed
+
+    token = "kdp_" + "w" * 43
+    feed = FakeFeed(token)
+    await feed.start()
+    world.key_app("app-key", "k-secret", [PV_A])
+    feed.publish(world.build())
+    proc, port, status = _spawn(
+        tmp_path, None, "--control-plane", feed.url, "--workers", "2", env={"KEYSTILE_GATEWAY_TOKEN": token}
+    )
+    try:
+        await _wait_ready(status)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 5
+            while {(await client.get("/a/x", headers={"apikey": "k-secret"})).status_code for _ in range(6)} != {200}:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            info = (await client.get(f"http://127.0.0.1:{status}/status")).json()
+            assert (info["workers"], info["config_version"], info["config_source"]) == (2, 1, "control_plane")
+            world.version = 2
+            world.registrations["app-key"] = []
+            feed.publish(world.build())
+            deadline = time.monotonic() + 2.0
+            while {(await client.get("/a/x", headers={"apikey": "k-secret"})).status_code for _ in range(6)} != {403}:
+                assert time.monotonic() < deadline, "the change did not reach both workers within 2 s"
+                await asyncio.sleep(0.05)
+        assert all(r["Authorization"] == f"Bearer {token}" for r in feed.requests)
+        assert len({r["X-Keystile-Node-Id"] for r in feed.requests}) == 1  # one long poll per node
+    finally:
+        assert _stop(proc) == 0
+        await feed.stop()
