@@ -26,3 +26,29 @@ async def test_helper_developer_authenticates_by_bearer_and_cookie(runtime):
         assert anonymous.headers["content-type"] == "application/problem+json"
         wrong = await client.get("/api/v2/developer/me", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
+
+
+async def test_developer_ctx_guards_cookie_writes_and_audits_refusals(portal_env):
+    """`developer_ctx` on another router's write (DELETE /api/v2/applications/{id}): cookie without
+    X-Requested-With → 403 CSRF; a refused write (404) is audited as the developer's failure."""
+    import uuid
+
+    env = portal_env
+    dev = await approved_developer(env.runtime, full_name="Cookie Dev")
+    missing = uuid.uuid4()
+    r = await env.client.delete(f"/api/v2/applications/{missing}", headers=dev.cookie_header)
+    assert r.status_code == 403
+    assert r.json()["detail"].startswith("CSRF check failed")
+    r = await env.client.delete(
+        f"/api/v2/applications/{missing}", headers={**dev.cookie_header, **dev.csrf_headers, "Origin": "https://x.test"}
+    )
+    assert r.status_code == 403
+    r = await env.client.delete(f"/api/v2/applications/{missing}", headers={**dev.cookie_header, **dev.csrf_headers})
+    assert r.status_code == 404
+    r = await env.client.delete(f"/api/v2/applications/{missing}", headers=dev.bearer)  # Bearer: exempt
+    assert r.status_code == 404
+    events = (await env.admin.get("/v2/audit-logs", params={"filter[actor_id]": str(dev.developer_id)})).json()["data"]
+    assert [(e["outcome"], e["status_code"], e["actor"]["name"]) for e in events] == [
+        ("failure", 404, "Cookie Dev"),
+        ("failure", 404, "Cookie Dev"),
+    ]
