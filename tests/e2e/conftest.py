@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email
 import os
+import re
 import shutil
 import socket
 import uuid
@@ -226,3 +228,19 @@ async def check_page(page: Any, name: str) -> None:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+async def admin_sign_in(page: Any, live: LivePortal) -> None:
+    await page.goto("/admin/login")
+    await page.get_by_label("Admin token").fill(live.admin_token)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/admin/")
+
+
+def last_mail_link(folder: Path, path: str) -> str:
+    mails = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime)
+    assert mails, "no mail was written"
+    body = email.message_from_bytes(mails[-1].read_bytes()).get_payload(decode=True).decode()
+    match = re.search(rf"(http://\S+{path}\?token=[0-9a-f-]+)", body)
+    assert match, body
+    return match.group(1)

@@ -17,8 +17,7 @@ import httpx
 import pytest
 
 from keystile.gateway.app import GatewayNode, GatewayOptions
-from tests.e2e.conftest import LivePortal, check_page, unique
-from tests.e2e.test_browser_pages import admin_sign_in, last_mail_link
+from tests.e2e.conftest import LivePortal, admin_sign_in, check_page, last_mail_link, unique
 from tests.fixtures.oidc_peer import OidcPeer
 from tests.integration.gateway.servers import EchoUpstream
 

@@ -3,7 +3,6 @@ and phone widths (test-artifacts/screenshots/), labels and contrast checked on e
 
 from __future__ import annotations
 
-import email
 import re
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import LivePortal, check_page, unique
+from tests.e2e.conftest import LivePortal, admin_sign_in, check_page, last_mail_link, unique
 from tests.portal_helpers import ensure_default_portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
@@ -44,22 +43,6 @@ paths:
       responses:
         "201": {description: Created}
 """
-
-
-async def admin_sign_in(page: Any, live: LivePortal) -> None:
-    await page.goto("/admin/login")
-    await page.get_by_label("Admin token").fill(live.admin_token)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url("**/admin/")
-
-
-def last_mail_link(folder: Path, path: str) -> str:
-    mails = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime)
-    assert mails, "no mail was written"
-    body = email.message_from_bytes(mails[-1].read_bytes()).get_payload(decode=True).decode()
-    match = re.search(rf"(http://\S+{path}\?token=[0-9a-f-]+)", body)
-    assert match, body
-    return match.group(1)
 
 
 async def test_admin_pages(page: Any, live_portal: LivePortal, tmp_path: Path) -> None:

@@ -366,6 +366,7 @@ async def product(request: Request, product_id: str) -> Response:
             "spec_title": title,
             "apps": apps,
             "auth_help": _auth_help,
+            "accounts": not portal.is_public,
             "credential_types": CREDENTIAL_TYPES,
         },
     )
