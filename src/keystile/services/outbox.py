@@ -482,6 +482,10 @@ async def _probe(ctx: Ctx, row: IdpOperation) -> str:
 
 
 async def _delete_application(ctx: Ctx, app_id: uuid.UUID) -> None:
+    """The local end of an application delete: its registrations, credentials and row; then a developer deleted
+    by an admin goes with their last application (services.developers.purge_deleted)."""
+    from keystile.services import developers  # developers imports the outbox
+
     app = await ctx.session.get(Application, app_id)
     if app is None:
         return
@@ -495,6 +499,8 @@ async def _delete_application(ctx: Ctx, app_id: uuid.UUID) -> None:
     await ctx.session.delete(app)
     if had_approved:
         await installation.bump_config_version(ctx)
+    await ctx.session.flush()
+    await developers.purge_deleted(ctx)
 
 
 # ---- start-up sweep and the runner ----------------------------------------------------------------------

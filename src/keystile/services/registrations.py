@@ -42,6 +42,7 @@ __all__ = [
     "admin_get",
     "admin_list",
     "admin_update",
+    "approval_changed",
     "create",
     "delete",
     "get",
@@ -108,11 +109,16 @@ async def _notify(ctx: Ctx, app: Application, reg: Registration, event_type: str
     outbox.enqueue_event(ctx, app, event_type, product_version_id=reg.product_version_id, audience=args.get("audience"))
 
 
-async def _approval_changed(ctx: Ctx, app: Application, reg: Registration, was: str | None, now: str | None) -> None:
+async def approval_changed(ctx: Ctx, app: Application, reg: Registration, was: str | None, now: str | None) -> None:
+    """What a registration moving into or out of `approved` sets off, in the caller's transaction: the config
+    version moves and the provider hears of it from the outbox (`add_registration` / `remove_registration`)."""
     if (was == "approved") == (now == "approved"):
         return
     await installation.bump_config_version(ctx)
     await _notify(ctx, app, reg, "add_registration" if now == "approved" else "remove_registration")
+
+
+_approval_changed = approval_changed  # the earlier name, still called by services.developers
 
 
 async def _version(ctx: Ctx, version_id: uuid.UUID) -> tuple[ProductVersion, ApiProduct]:
@@ -210,7 +216,7 @@ async def create(ctx: Ctx, app_id: uuid.UUID, raw: Any) -> dict[str, Any]:
         scopes=list(body.scopes) if body.scopes else None,
     )
     ctx.session.add(reg)
-    await _approval_changed(ctx, app, reg, None, reg.status)
+    await approval_changed(ctx, app, reg, None, reg.status)
     audit.record(
         ctx,
         "registration.create",
@@ -265,7 +271,7 @@ async def list_registrations(ctx: Ctx, app_id: uuid.UUID, query: ListQuery) -> P
 
 async def _remove(ctx: Ctx, app: Application, reg: Registration, status_code: int = 204) -> None:
     await ctx.session.delete(reg)
-    await _approval_changed(ctx, app, reg, reg.status, None)
+    await approval_changed(ctx, app, reg, reg.status, None)
     audit.record(
         ctx,
         "registration.delete",
@@ -346,7 +352,7 @@ async def admin_update(
     before = reg.status
     if body.status != before:
         reg.status = body.status
-        await _approval_changed(ctx, app, reg, before, body.status)
+        await approval_changed(ctx, app, reg, before, body.status)
     audit.record(
         ctx,
         "registration.update",
