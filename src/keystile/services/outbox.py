@@ -53,6 +53,7 @@ __all__ = [
     "SWEEP_AGE",
     "Runner",
     "backoff",
+    "claim",
     "enqueue",
     "enqueue_deregister",
     "enqueue_event",
@@ -273,7 +274,7 @@ def _s(value: object) -> str | None:
 # ---- running entries ------------------------------------------------------------------------------------
 
 
-async def _claim(runtime: Runtime, *, op_id: uuid.UUID | None = None, limit: int = 20) -> list[uuid.UUID]:
+async def claim(runtime: Runtime, *, op_id: uuid.UUID | None = None, limit: int = 20) -> list[uuid.UUID]:
     """Lease due entries (or one named entry): `FOR UPDATE SKIP LOCKED`, `next_attempt_at` moved by the lease."""
     now = _now()
     async with runtime.sessions() as session:
@@ -312,14 +313,14 @@ async def _has_older_event(session: Any, row: IdpOperation) -> bool:
 
 async def run_one(runtime: Runtime, op_id: uuid.UUID) -> str:
     """Attempt one entry now (unless another worker holds it). Returns `done`, `retry`, `stuck` or `busy`."""
-    if op_id not in await _claim(runtime, op_id=op_id):
+    if op_id not in await claim(runtime, op_id=op_id):
         return "busy"
     return await _execute(runtime, op_id)
 
 
 async def run_due(runtime: Runtime, *, limit: int = 20) -> int:
     """Attempt every due entry once; the number attempted."""
-    ids = await _claim(runtime, limit=limit)
+    ids = await claim(runtime, limit=limit)
     for op_id in ids:
         await _execute(runtime, op_id)
     return len(ids)
