@@ -343,8 +343,9 @@ def _dummy_hash(hasher: PasswordHasher) -> str:
 
 
 def _verify_password(hasher: PasswordHasher, stored: str | None, password: str) -> bool:
+    dummy = _dummy_hash(hasher)  # made on the first attempt whatever the email, so even that one times alike
     try:
-        return hasher.verify(stored or _dummy_hash(hasher), password) and stored is not None
+        return hasher.verify(stored or dummy, password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
