@@ -170,6 +170,7 @@ def render(
         "developer": getattr(request.state, "developer", None),
         "path": request.url.path,
         "admin_nav": [*ADMIN_NAV, ("/admin/audit", "Audit log")],
+        "portal_public": bool(getattr(getattr(request.state, "portal", None), "is_public", False)),
     }
     ctx.update(context or {})
     html = environment().get_template(template).render(ctx)

@@ -334,3 +334,31 @@ async def test_identity_provider_failure_is_shown_in_plain_words_with_the_trace_
     assert input_value(failed.text, "name") == "orders"
     assert "kept" in failed.text
     assert "You have no app yet" in (await browser.get("/apps")).text  # nothing left behind
+
+
+async def test_public_portal_catalog_is_anonymous_and_has_no_accounts(browser: Browser) -> None:
+    portal_id = await ensure_default_portal(browser.runtime, is_public=True)
+    ids = await publish_key_auth_product(browser, str(portal_id))
+    catalog = await browser.get("/")
+    assert catalog.status_code == 200
+    assert "Billing" in catalog.text
+    assert "Create account" not in catalog.text
+    product = await browser.get(f"/products/{ids['product']}")
+    assert product.status_code == 200
+    assert "Sign in</a> to request access" not in product.text
+    for path in ("/login", "/register", "/apps"):
+        refused = await browser.get(path)
+        assert refused.status_code == 403, path
+        assert "no developer accounts" in refused.text
+
+
+async def test_portal_forms_refuse_a_missing_or_foreign_csrf_token(browser: Browser) -> None:
+    await ensure_default_portal(browser.runtime)
+    missing = await browser.post("/login", [("email", "a@example.com"), ("password", "x" * 12)])
+    assert missing.status_code == 403
+    assert "did not come from this site" in missing.text
+    page = await browser.get("/login")
+    token = csrf_of(page.text)
+    browser.client.cookies.clear()  # another browser: the token is bound to the first one's pre-session
+    foreign = await browser.post("/login", [("email", "a@example.com"), ("password", "x" * 12), ("csrf_token", token)])
+    assert foreign.status_code == 403
