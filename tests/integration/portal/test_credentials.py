@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from keystile.services import outbox
 from keystile.store.models import Credential
 from tests.conftest import missing_service
-from tests.integration.outbox.world import make_world
+from tests.integration.outbox.world import app_rows, make_world, operations
 from tests.unit.dcr.fakes.okta import API_TOKEN, ISSUER, FakeOkta
 from tests.unit.dcr.fakes.okta_spec import SPEC_DIR, load_okta_specs
 
@@ -110,6 +111,7 @@ async def okta(api, okta_validator):
     yield fake
     await api.runtime.http.aclose()
     api.runtime.http = original
+    fake.assert_clean()
 
 
 async def test_zero_downtime_rotation_on_okta(api, okta):
@@ -160,3 +162,32 @@ async def test_zero_downtime_rotation_on_okta(api, okta):
     assert last.status_code == 409
     assert last.json()["detail"] == "an application keeps at least one secret; use refresh-token to replace it"
     assert okta.active_secrets(client_id) == [new_secret]
+
+
+async def test_a_register_timeout_after_okta_made_the_client_is_swept_by_its_tag(api, okta):
+    provider = {"name": "okta", "provider_type": "okta", "issuer": ISSUER, "dcr_config": {"dcr_token": API_TOKEN}}
+    strategy = {
+        "name": "okta strategy",
+        "display_name": "Okta",
+        "strategy_type": "openid_connect",
+        "configs": {
+            "openid-connect": {
+                "issuer": ISSUER,
+                "credential_claim": ["client_id"],
+                "scopes": ["orders:read"],
+                "auth_methods": ["client_credentials"],
+            }
+        },
+    }
+    world = await make_world(api.runtime, api.client, provider=provider, strategy=strategy)
+    unrelated = okta.add_client("someone else's app")
+    okta.inject("POST", "/oauth2/v1/clients", "read_timeout", after_effect=True)
+    r = await api.client.post("/api/v2/applications", json={"name": "orders"}, headers=world.as_dev())
+    assert r.status_code == 504
+    assert await app_rows(api.runtime) == []
+    assert len(okta.clients) == 2  # the IdP made the client although keystile never heard back
+    [op] = await operations(api.runtime)
+    assert op.operation == "sweep"
+    assert await outbox.run_due(api.runtime) == 1
+    assert list(okta.clients) == [unrelated["client_id"]]  # only the client tagged with the application went
+    assert await operations(api.runtime) == []
