@@ -20,6 +20,7 @@ from keystile.api.portal import catalog as portal_catalog
 from keystile.api.portal import credentials as portal_credentials
 from keystile.api.portal import developer as portal_developer
 from keystile.api.portal import registrations as portal_registrations
+from keystile.api.portal.cors import PortalCorsMiddleware
 from keystile.api.tracing import TraceMiddleware
 from keystile.services import audit as audit_service
 from keystile.services import installation, outbox
@@ -99,5 +100,6 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         app.include_router(router, responses=problems.PROBLEM_RESPONSES)
     for router in web_routes.routers:
         app.include_router(router)
+    app.add_middleware(PortalCorsMiddleware)
     app.add_middleware(TraceMiddleware)
     return app
