@@ -478,3 +478,38 @@ async def test_old_throttle_events_do_not_count(portal_env: PortalEnv):
             await session.execute(select(ThrottleEvent.created_at).where(ThrottleEvent.key == "signup:ip:127.0.0.1"))
         ).all()
     assert len(keys) == 11  # counted, not yet pruned (kept a day)
+
+
+async def test_cors_only_for_the_custom_client_domain(portal_env: PortalEnv):
+    env = portal_env
+    await set_portal(env, auto_approve_developers=True, custom_client_domain="client.example.com")
+    preflight = {
+        "Origin": "https://client.example.com",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Content-Type, X-Requested-With, X-Evil",
+    }
+    r = await env.client.options("/api/v2/developer/authenticate", headers=preflight)
+    assert r.status_code == 204
+    assert r.headers["Access-Control-Allow-Origin"] == "https://client.example.com"
+    assert r.headers["Access-Control-Allow-Credentials"] == "true"
+    assert r.headers["Access-Control-Allow-Headers"] == "content-type, x-requested-with"
+    assert "POST" in r.headers["Access-Control-Allow-Methods"]
+    r = await env.client.options(
+        "/api/v2/developer/authenticate", headers={**preflight, "Origin": "https://evil.example"}
+    )
+    assert r.status_code == 403
+    assert "Access-Control-Allow-Origin" not in r.headers
+    # actual requests: the client domain may read answers (credentials included), others get no CORS headers
+    r = await env.client.get("/api/v2/portal", headers={"Origin": "https://client.example.com"})
+    assert r.headers["Access-Control-Allow-Origin"] == "https://client.example.com"
+    assert r.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "Origin" in r.headers["Vary"]
+    r = await env.client.get("/api/v2/portal", headers={"Origin": "https://evil.example"})
+    assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
+    # a portal without custom_client_domain grants CORS to nobody
+    await set_portal(env, custom_client_domain=None)
+    r = await env.client.options("/api/v2/developer/authenticate", headers=preflight)
+    assert r.status_code == 403
+    # the management API is never CORS-enabled
+    r = await env.client.get("/v2/portals", headers={"Origin": "https://client.example.com"})
+    assert "Access-Control-Allow-Origin" not in r.headers
