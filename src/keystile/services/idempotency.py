@@ -23,7 +23,7 @@ from keystile.domain.errors import ConflictError, IdempotencyMismatchError, Vali
 from keystile.services.context import Runtime
 from keystile.store.models import IdempotencyKey
 
-__all__ = ["IN_PROGRESS", "KEEP", "Claim", "Replay", "begin", "finish", "release", "secret_detail"]
+__all__ = ["IN_PROGRESS", "KEEP", "Claim", "Replay", "begin", "finish", "purge_expired", "release", "secret_detail"]
 
 KEEP = timedelta(hours=24)
 IN_PROGRESS = "a request with this Idempotency-Key is in progress"
@@ -148,3 +148,13 @@ async def release(runtime: Runtime, claim: Claim) -> None:
     async with runtime.sessions() as session:
         await session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == claim.row_id))
         await session.commit()
+
+
+async def purge_expired(runtime: Runtime) -> int:
+    """Drop keys older than 24 h (the runner calls this now and then); how many went."""
+    async with runtime.sessions() as session:
+        result = await session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.created_at < datetime.now(UTC) - KEEP)
+        )
+        await session.commit()
+        return int(getattr(result, "rowcount", 0) or 0)

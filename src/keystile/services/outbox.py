@@ -39,7 +39,7 @@ from keystile.dcr.types import ClientRef, HookEvent, ProbeResult, StrategyInfo
 from keystile.domain.errors import ConfigurationError, KeystileError, NotFoundError, ProviderError
 from keystile.domain.listing import ListQuery, ListSpec, Page
 from keystile.domain.time import rfc3339
-from keystile.services import audit, installation
+from keystile.services import audit, idempotency, installation
 from keystile.services.context import SYSTEM, Ctx, Runtime
 from keystile.store.listing import paginate
 from keystile.store.models import Application, Credential, DcrProvider, IdpOperation, Registration
@@ -77,6 +77,7 @@ LEASE = timedelta(minutes=2)
 SWEEP_AGE = timedelta(minutes=5)
 PROBE_WINDOW = timedelta(minutes=5)
 PROBE_INTERVAL = 10.0
+PURGE_EVERY = 600  # runner passes between two purges of expired Idempotency-Keys (about ten minutes)
 
 LIST_SPEC = ListSpec(
     filters={
@@ -576,11 +577,15 @@ class Runner:
             await sweep_provisioning(self.runtime)
         except Exception:  # a failed sweep must not stop the runner; the next start repeats it
             log.exception("start-up sweep of provisioning applications failed")
+        passes = 0
         while True:
             try:
                 await run_due(self.runtime)
+                if passes % PURGE_EVERY == 0:
+                    await idempotency.purge_expired(self.runtime)
             except Exception:  # one bad pass (database away) must not end the runner; it tries again
                 log.exception("outbox pass failed")
+            passes += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
 
 from keystile.services import idempotency
 from keystile.store.models import IdempotencyKey
@@ -98,3 +100,24 @@ async def test_a_5xx_is_not_kept(api):
     )
     assert isinstance(again, idempotency.Claim)  # runs again
     assert world.dev.developer_id  # the world exists; the key table is what is under test
+
+
+async def test_keys_older_than_24_hours_are_purged(api):
+    async with api.runtime.sessions() as session:
+        for key, age in (("old", timedelta(hours=25)), ("new", timedelta(hours=1))):
+            session.add(
+                IdempotencyKey(
+                    scope="developer:x",
+                    method="POST",
+                    path="/api/v2/applications",
+                    key=key,
+                    request_sha256="0" * 64,
+                    state="done",
+                    created_at=datetime.now(UTC) - age,
+                )
+            )
+        await session.commit()
+    assert await idempotency.purge_expired(api.runtime) == 1
+    async with api.runtime.sessions() as session:
+        left = (await session.execute(select(IdempotencyKey.key))).scalars().all()
+    assert left == ["new"]
