@@ -65,6 +65,7 @@ class PortalCorsMiddleware:
             portal = await developers.portal_by_host(runtime, headers.get("host"))
         except NotFoundError:
             return False
+        scope.setdefault("state", {})["portal"] = portal  # portal_for_request reuses it
         domain = portal.custom_client_domain
         if not domain:
             return False
