@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from keystile.services import applications, outbox
 from keystile.services.context import Actor
-from keystile.store.models import Application, IdpOperation
+from keystile.store.models import Application, IdpOperation, Portal
 from tests.integration.outbox.world import app_rows, make_world, operations, peer_provider
 
 pytestmark = pytest.mark.node
@@ -241,3 +241,56 @@ async def test_idempotent_create_does_not_replay_the_secret(api, oidc_peer):
         "/api/v2/applications", json={"name": "twice"}, headers={**world.as_dev(), **key}
     )
     assert other_body.status_code == 422
+
+
+async def test_the_whole_developer_journey_over_http_with_a_cookie_session(portal_env, oidc_peer):
+    env = portal_env
+    world = await make_world(env.runtime, env.admin, provider=peer_provider(oidc_peer))
+    async with env.runtime.sessions() as session:
+        await session.execute(update(Portal).where(Portal.id == env.portal_id).values(auto_approve_developers=True))
+        await session.commit()
+    email, password = "journey@example.com", "correct horse battery staple"
+    assert (
+        await env.client.post("/api/v2/developer", json={"email": email, "full_name": "Jo Urney"})
+    ).status_code == 201
+    verified = await env.client.post("/api/v2/developer/verify-email", json={"token": env.last_token(email)})
+    assert verified.status_code == 202
+    reset = await env.client.post(
+        "/api/v2/developer/reset-password", json={"token": verified.json()["token"], "password": password}
+    )
+    assert reset.status_code == 204
+    login = await env.client.post("/api/v2/developer/authenticate", json={"username": email, "password": password})
+    assert login.status_code == 204
+    assert env.client.cookies.get("portalaccesstoken")
+    csrf = {"X-Requested-With": "XMLHttpRequest"}
+
+    refused = await env.client.post("/api/v2/applications", json={"name": "journey"})
+    assert refused.status_code == 403  # a cookie-authenticated write without the CSRF header
+    assert refused.json()["detail"].startswith("CSRF check failed")
+    created = await env.client.post("/api/v2/applications", json={"name": "journey"}, headers=csrf)
+    assert created.status_code == 201, created.text
+    app, creds = created.json(), created.json()["credentials"]
+    assert (await token(oidc_peer.issuer, creds["client_id"], creds["client_secret"])).status_code == 200
+
+    reg = await env.client.post(
+        f"/api/v2/applications/{app['id']}/registrations",
+        json={"product_version_id": str(world.version_id)},
+        headers=csrf,
+    )
+    assert reg.json()["status"] == "pending"
+    decided = await env.admin.patch(
+        f"/v2/portals/{world.portal_id}/applications/{app['id']}/registrations/{reg.json()['id']}",
+        json={"status": "approved"},
+    )
+    assert decided.json()["status"] == "approved"
+    mine = await env.client.get(f"/api/v2/applications/{app['id']}/registrations/{reg.json()['id']}")
+    assert mine.json()["status"] == "approved"
+
+    rotated = await env.client.post(f"/api/v2/applications/{app['id']}/refresh-token", headers=csrf)
+    assert rotated.status_code == 201
+    assert (await token(oidc_peer.issuer, creds["client_id"], creds["client_secret"])).status_code == 401
+    new = rotated.json()
+    assert (await token(oidc_peer.issuer, new["client_id"], new["client_secret"])).status_code == 200
+    assert (await env.client.delete(f"/api/v2/applications/{app['id']}", headers=csrf)).status_code == 204
+    assert (await token(oidc_peer.issuer, new["client_id"], new["client_secret"])).status_code == 401
+    assert (await env.client.get("/api/v2/applications")).json()["data"] == []
