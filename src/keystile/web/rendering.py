@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 P = ParamSpec("P")
+log = logging.getLogger(__name__)
 
 # Admin navigation: (href, text).
 ADMIN_NAV: list[tuple[str, str]] = [
@@ -224,5 +226,13 @@ def page(handler: Callable[P, Awaitable[Response]]) -> Callable[P, Awaitable[Res
                 else {e.ConflictError: 409, e.GoneError: 410}.get(type(exc), 429)
             )
             return error_page(request, status, "That did not work", describe(exc))
+        except e.KeystileError:  # e.g. a VaultError: the details go to the log only
+            log.exception("page %s failed", request.url.path)
+            return error_page(
+                request,
+                500,
+                "Something went wrong",
+                "An unexpected error occurred; the server log has the details under this trace id.",
+            )
 
     return wrapper

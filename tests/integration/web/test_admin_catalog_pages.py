@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 
+from keystile.services import outbox
+from keystile.services.context import SYSTEM
 from tests.integration.web.conftest import Browser, csrf_of, field_error, input_value
 from tests.integration.web.test_portal_pages import SPEC
 from tests.portal_helpers import approved_developer, ensure_default_portal
@@ -151,3 +153,30 @@ async def test_portals_idp_operations_and_data_plane_pages(browser: Browser) -> 
     after = await browser.get("/admin/data-plane")
     assert "edge-1" in after.text and token not in after.text
     assert uuid.UUID(url.rsplit("/", 1)[1])
+
+
+async def test_pending_idp_operations_retry_and_give_up(browser: Browser) -> None:
+    async with browser.runtime.unit(SYSTEM) as ctx:
+        first = outbox.enqueue(
+            ctx,
+            operation="sweep",
+            provider_id=None,
+            application_id=None,
+            client_id="client-abc",
+            status="stuck",
+            last_error="the IdP answered 503",
+        )
+        second = outbox.enqueue(ctx, operation="sweep", provider_id=None, application_id=None, client_id="client-def")
+        await ctx.session.commit()
+    await browser.admin_login()
+    page = await browser.get("/admin/idp-operations")
+    assert "client-abc" in page.text and "the IdP answered 503" in page.text and "stuck" in page.text
+    retried = await browser.submit("/admin/idp-operations", f"/admin/idp-operations/{first.id}", {"action": "retry"})
+    assert retried.status_code == 303
+    after = await browser.get(retried.headers["location"])
+    assert "will be retried now" in after.text
+    given = await browser.submit("/admin/idp-operations", f"/admin/idp-operations/{second.id}", {"action": "give_up"})
+    assert given.status_code == 303
+    assert "client-def" not in (await browser.get("/admin/idp-operations")).text
+    audit = await browser.get("/admin/audit?action=idp_operation")
+    assert "idp_operation.give_up" in audit.text and "idp_operation.retry" in audit.text
