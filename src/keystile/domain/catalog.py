@@ -38,6 +38,7 @@ __all__ = [
     "VersionCreate",
     "VersionUpdate",
     "konnect_service_problem",
+    "null_problems",
     "overlap",
     "read_specification",
 ]
@@ -187,6 +188,18 @@ def konnect_service_problem(value: Any) -> tuple[Any, list[InvalidParameter]]:
     if not rest:
         return None, items
     return rest, items
+
+
+def null_problems(raw: Any, fields: dict[str, str]) -> list[InvalidParameter]:
+    """`null` sent for fields that cannot be cleared (PATCH `null` clears only nullable fields): {field: rule}."""
+    if not isinstance(raw, dict):
+        return []
+    reasons = {"is_string": "a string", "is_boolean": "true or false", "enum": "one of its values"}
+    return [
+        InvalidParameter(name, rule, f"{name} cannot be null; it must be {reasons.get(rule, 'a value')}")
+        for name, rule in fields.items()
+        if name in raw and raw[name] is None
+    ]
 
 
 def _prefixes_overlap(a: str, b: str) -> bool:

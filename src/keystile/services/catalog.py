@@ -17,6 +17,7 @@ from keystile.domain.catalog import (
     VersionCreate,
     VersionUpdate,
     konnect_service_problem,
+    null_problems,
     overlap,
     read_specification,
 )
@@ -224,7 +225,10 @@ async def _registrations_in_portals(ctx: Ctx, product_id: uuid.UUID, portal_ids:
 
 async def update_product(ctx: Ctx, product_id: uuid.UUID, raw: Any) -> dict[str, Any]:
     row = await get_product_row(ctx, product_id)
-    body = parse(ProductUpdate, raw, extra_items=await _missing_portals(ctx, raw))
+    problems = null_problems(
+        raw, {"name": "is_string", "labels": "is_object", "public_labels": "is_object", "portal_ids": "is_array"}
+    )
+    body = parse(ProductUpdate, raw, extra_items=[*problems, *await _missing_portals(ctx, raw)])
     sent = body.model_fields_set
     before = {"name": row.name, "description": row.description, "labels": dict(row.labels)}
     if "name" in sent and body.name is not None:
@@ -490,6 +494,9 @@ async def list_versions(ctx: Ctx, product_id: uuid.UUID, query: ListQuery) -> Pa
 async def update_version(ctx: Ctx, product_id: uuid.UUID, version_id: uuid.UUID, raw: Any) -> dict[str, Any]:
     row = await get_version_row(ctx, product_id, version_id)
     raw, extra = _prepare_version(raw)
+    extra += null_problems(
+        raw, {"name": "is_string", "labels": "is_object", "publish_status": "enum", "deprecated": "is_boolean"}
+    )
     body = parse(VersionUpdate, raw, extra_items=extra)
     sent = body.model_fields_set
     before = {"name": row.name, "labels": dict(row.labels), "gateway_service": row.gateway_service}
@@ -624,6 +631,7 @@ async def update_specification(
 ) -> dict[str, Any]:
     row = await get_specification_row(ctx, product_id, version_id, spec_id)
     text, problems = _content_problems(raw)
+    problems += null_problems(raw, {"name": "is_string", "content": "is_string"})
     body = parse(SpecificationUpdate, raw, extra_items=problems)
     sent = body.model_fields_set
     changes: dict[str, Any] = {}

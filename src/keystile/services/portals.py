@@ -16,6 +16,7 @@ from keystile.domain.catalog import (
     PortalProductVersionReplace,
     PortalProductVersionUpdate,
     PortalUpdate,
+    null_problems,
 )
 from keystile.domain.errors import ConflictError, InvalidParameter, NotFoundError, ValidationError
 from keystile.domain.listing import ListQuery, ListSpec, Page
@@ -236,14 +237,28 @@ _NOT_NULL = frozenset(
 )
 
 
+_PORTAL_NOT_NULL = {
+    "name": "is_string",
+    "display_name": "is_string",
+    "is_public": "is_boolean",
+    "rbac_enabled": "is_boolean",
+    "auto_approve_applications": "is_boolean",
+    "auto_approve_developers": "is_boolean",
+    "revoke_on_developer_revoke": "is_boolean",
+    "labels": "is_object",
+}
+_PPV_NOT_NULL = {
+    "publish_status": "enum",
+    "application_registration_enabled": "is_boolean",
+    "auto_approve_registration": "is_boolean",
+    "deprecated": "is_boolean",
+    "auth_strategy_ids": "is_array",
+    "notify_developers": "is_boolean",
+}
+
+
 def _null_problems(raw: Any) -> list[InvalidParameter]:
-    if not isinstance(raw, dict):
-        return []
-    return [
-        InvalidParameter(key, "is_boolean", f"{key} must be true or false")
-        for key in sorted(_NOT_NULL | {"rbac_enabled"})
-        if key in raw and raw[key] is None
-    ]
+    return null_problems(raw, _PORTAL_NOT_NULL)
 
 
 async def create(ctx: Ctx, raw: Any) -> dict[str, Any]:
@@ -694,7 +709,8 @@ async def update_product_version(ctx: Ctx, portal_id: uuid.UUID, version_id: uui
     row = await _ppv_row(ctx, portal.id, version_id)
     if row is None:
         raise NotFoundError()
-    body = parse(PortalProductVersionUpdate, raw, extra_items=await _reference_problems(ctx, raw, with_version=False))
+    problems = [*null_problems(raw, _PPV_NOT_NULL), *await _reference_problems(ctx, raw, with_version=False)]
+    body = parse(PortalProductVersionUpdate, raw, extra_items=problems)
     sent = body.model_fields_set
     version = await _version_row(ctx, version_id)
     strategy_id = row.auth_strategy_id

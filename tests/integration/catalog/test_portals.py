@@ -310,3 +310,10 @@ async def test_strategy_referrers_block_its_delete(api):
     r = await api.client.delete(f"/v2/application-auth-strategies/{strategy['id']}")
     assert r.status_code == 409 and f"application 'app' ({app_id})" in r.json()["detail"]
     assert (await api.client.get(f"/v2/application-auth-strategies/{strategy['id']}")).json()["active"] is False
+
+
+async def test_portal_nulls_refused(api):
+    portal = await default_portal(api.client)
+    r = await api.client.patch(f"/v2/portals/{portal['id']}", json={"is_public": None, "custom_domain": None})
+    assert r.status_code == 400
+    assert [(i["field"], i["rule"]) for i in r.json()["invalid_parameters"]] == [("is_public", "is_boolean")]

@@ -196,3 +196,26 @@ async def test_creates_are_idempotent(api):
     assert other.status_code == 422
     listed = await api.client.get("/v2/api-products")
     assert listed.json()["meta"]["page"]["total"] == 1
+
+
+async def test_null_is_refused_for_fields_that_cannot_be_cleared(api):
+    p = await product(api.client)
+    v = await version(api.client, p["id"])
+    r = await api.client.patch(f"/v2/api-products/{p['id']}", json={"name": None, "description": None})
+    assert r.status_code == 400
+    assert [(i["field"], i["rule"]) for i in r.json()["invalid_parameters"]] == [("name", "is_string")]
+    r = await api.client.patch(f"/v2/api-products/{p['id']}/product-versions/{v['id']}", json={"deprecated": None})
+    assert r.json()["invalid_parameters"][0]["field"] == "deprecated"
+    ok = await api.client.patch(f"/v2/api-products/{p['id']}", json={"description": None})
+    assert ok.status_code == 200 and ok.json()["description"] is None
+
+
+def test_overlap_is_segment_aware():
+    from keystile.domain.catalog import overlap
+
+    assert overlap({"paths": ["/a"]}, {"paths": ["/a/b"]}) == "GET /a/b"
+    assert overlap({"paths": ["/a/"]}, {"paths": ["/a"]}) is not None
+    assert overlap({"paths": ["/"]}, {"paths": ["/x"]}) is not None
+    assert overlap({"paths": ["/ab"]}, {"paths": ["/a"]}) is None
+    assert overlap({"paths": ["/a"], "methods": ["GET"]}, {"paths": ["/a"], "methods": ["POST"]}) is None
+    assert overlap({"paths": ["/a"], "methods": ["PUT"]}, {"paths": ["/a"]}) == "PUT /a"
