@@ -62,9 +62,10 @@ _REQ_DROP = HOP_BY_HOP | {
     b"x-request-id",
     b"x-credential-identifier",
 }
-_RESP_DROP = HOP_BY_HOP | {b"content-length", b"x-request-id"}
+_RESP_DROP = HOP_BY_HOP | {b"content-length", b"x-request-id"}  # Content-Length is re-added as sent
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _NO_BODY_STATUS = frozenset({204, 304})
+_CONNECTION_PLAIN = frozenset({b"keep-alive", b"close", b""})
 # request headers kept aside while parsing (the last one wins; duplicates are still in `headers`)
 _SPECIAL = {
     b"content-length": "h_length",
@@ -116,7 +117,6 @@ class _Request:
         "request_id",
         "resp_chunked",
         "resp_close_delimited",
-        "resp_headers",
         "resp_reason",
         "resp_skip",
         "route_label",
@@ -165,7 +165,6 @@ class _Request:
         self.set_cookie: bytes | None = None
         self.started = 0.0
         self.resp_reason = b""
-        self.resp_headers: list[bytes] = []
         self.resp_chunked = False
         self.resp_close_delimited = False
         self.resp_skip = False
@@ -205,35 +204,40 @@ class _Request:
     def up_status(self, reason: bytes) -> None:
         self.resp_reason = reason
 
-    def up_header(self, name: bytes, value: bytes) -> None:
-        self.last_io = self.proto.loop.time()
-        lname = name.lower()
-        if lname in _RESP_DROP:
-            if lname == b"transfer-encoding":
-                self.resp_chunked = True
-            elif lname == b"content-length":
-                self.resp_headers.append(b"Content-Length: " + value + b"\r\n")
-            return
-        self.resp_headers.append(name + b": " + value + b"\r\n")
-
-    def up_headers_complete(self, parser: Any) -> None:
+    def up_headers_complete(self, parser: Any, headers: list[tuple[bytes, bytes]]) -> None:
         status = parser.get_status_code()
         if status < 200:
             # an interim answer: not forwarded, wait for the real one
             self.resp_skip = True
-            self.resp_headers = []
-            self.resp_chunked = False
             return
+        self.last_io = self.proto.loop.time()
         self.upstream_status = status
         self.status = status
-        has_length = any(h.startswith(b"Content-Length:") for h in self.resp_headers)
         head = [b"HTTP/1.1 %d %s\r\n" % (status, self.resp_reason or REASONS.get(status, b"Unknown"))]
-        head.extend(self.resp_headers)
+        has_length = False
+        upstream_chunked = False
+        named: set[bytes] | None = None
+        for name, value in headers:
+            lname = name.lower()
+            if lname in _RESP_DROP:
+                if lname == b"content-length":
+                    has_length = True
+                    head.append(b"Content-Length: " + value + b"\r\n")
+                elif lname == b"transfer-encoding":
+                    upstream_chunked = True
+                elif lname == b"connection":
+                    tokens = {t.strip() for t in value.lower().split(b",")} - _CONNECTION_PLAIN
+                    if tokens:
+                        named = tokens if named is None else named | tokens
+                continue
+            head.append(name + b": " + value + b"\r\n")
+        if named:
+            # headers the upstream's Connection header names are hop-by-hop too (RFC 9110 §7.6.1)
+            head = [head[0], *(h for h in head[1:] if h.split(b":", 1)[0].lower() not in named)]
         head.append(b"X-Request-Id: " + self.request_id.encode() + b"\r\n")
         if self.set_cookie is not None:
             head.append(self.set_cookie)
         body_allowed = status not in _NO_BODY_STATUS and not self.is_head
-        upstream_chunked = self.resp_chunked
         self.resp_close_delimited = body_allowed and not has_length and not upstream_chunked
         if body_allowed and not has_length:
             if self.version == "1.1":

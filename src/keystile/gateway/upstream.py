@@ -25,8 +25,7 @@ class Exchange(Protocol):
     """What a connection reports to the request it serves."""
 
     def up_status(self, reason: bytes) -> None: ...
-    def up_header(self, name: bytes, value: bytes) -> None: ...
-    def up_headers_complete(self, parser: Any) -> None: ...
+    def up_headers_complete(self, parser: Any, headers: list[tuple[bytes, bytes]]) -> None: ...
     def up_body(self, data: bytes) -> None: ...
     def up_message_complete(self, parser: Any) -> None: ...
     def up_lost(self) -> None: ...
@@ -37,7 +36,7 @@ class Exchange(Protocol):
 
 
 class UpstreamConnection(asyncio.Protocol):
-    __slots__ = ("closed", "exchange", "idle_since", "key", "parser", "pool", "transport")
+    __slots__ = ("closed", "exchange", "headers", "idle_since", "key", "parser", "pool", "transport")
 
     def __init__(self, pool: UpstreamPool, key: tuple[str, str, int]) -> None:
         self.pool = pool
@@ -45,6 +44,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser: Any = httptools.HttpResponseParser(self)
         self.exchange: Exchange | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
         self.closed = False
         self.idle_since = 0.0
 
@@ -88,12 +88,13 @@ class UpstreamConnection(asyncio.Protocol):
             self.exchange.up_status(reason)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.exchange is not None:
-            self.exchange.up_header(name, value)
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        headers = self.headers
+        self.headers = []
         if self.exchange is not None:
-            self.exchange.up_headers_complete(self.parser)
+            self.exchange.up_headers_complete(self.parser, headers)
 
     def on_body(self, body: bytes) -> None:
         if self.exchange is not None:
