@@ -362,3 +362,45 @@ async def test_portal_forms_refuse_a_missing_or_foreign_csrf_token(browser: Brow
     browser.client.cookies.clear()  # another browser: the token is bound to the first one's pre-session
     foreign = await browser.post("/login", [("email", "a@example.com"), ("password", "x" * 12), ("csrf_token", token)])
     assert foreign.status_code == 403
+
+
+async def test_self_managed_app_asks_for_the_client_id(browser: Browser) -> None:
+    portal_id = await ensure_default_portal(browser.runtime)
+    strategy = await _admin_json(
+        browser,
+        "POST",
+        "/v2/application-auth-strategies",
+        {
+            "name": "own-client",
+            "display_name": "Bring your own client",
+            "strategy_type": "openid_connect",
+            "configs": {
+                "openid-connect": {
+                    "issuer": "https://idp.example.com",
+                    "credential_claim": ["client_id"],
+                    "auth_methods": ["bearer"],
+                }
+            },
+        },
+    )
+    await _admin_json(
+        browser, "PATCH", f"/v2/portals/{portal_id}", {"default_application_auth_strategy_id": strategy["id"]}
+    )
+    dev = await approved_developer(browser.runtime, portal_id=portal_id)
+    browser.client.cookies.set("portalaccesstoken", dev.access_token)
+    form = await browser.get("/apps/new")
+    assert "Client ID of your own OAuth client" in form.text
+    assert "Redirect URI" not in form.text
+    missing = await browser.submit("/apps/new", "/apps/new", {"name": "mine", "auth_strategy_id": strategy["id"]})
+    assert missing.status_code == 400
+    assert field_error(missing.text, "reference_id")
+    assert input_value(missing.text, "name") == "mine"
+    created = await browser.submit(
+        "/apps/new", "/apps/new", {"name": "mine", "auth_strategy_id": strategy["id"], "reference_id": "0oa-own-client"}
+    )
+    assert created.status_code == 201
+    assert "Use your own client's ID and secret with it." in created.text.replace("&#39;", "'")
+    detail_url = re.search(r'href="(/apps/[0-9a-f-]+)">Proceed', created.text).group(1)
+    detail = await browser.get(detail_url)
+    assert "0oa-own-client" in detail.text
+    assert "single secret" in detail.text
