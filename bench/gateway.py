@@ -116,11 +116,26 @@ http {{ access_log off; upstream up {{ server 127.0.0.1:{up}; keepalive 128; }}
 """
 
 
-def start_nginx(conf: str, workdir: Path, name: str) -> subprocess.Popen[bytes]:
+def pinned(cpus: str | None) -> list[str]:
+    """`taskset -c CPUS` when pinning is on and possible (the proxies under test share one core, the load
+    generator and the upstream the other, so neither proxy fights wrk for its core)."""
+    if cpus is None or PIN is False or shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
+        return []
+    return ["taskset", "-c", cpus]
+
+
+PIN = True
+PROXY_CPU = "1"
+LOAD_CPU = "0"
+
+
+def start_nginx(conf: str, workdir: Path, name: str, cpus: str | None = None) -> subprocess.Popen[bytes]:
     path = workdir / f"{name}.conf"
     path.write_text(conf)
     return subprocess.Popen(
-        ["nginx", "-c", str(path), "-p", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*pinned(cpus), "nginx", "-c", str(path), "-p", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -248,7 +263,7 @@ delay = function() return {ms} end
 def run_wrk(
     url: str, duration: float, script: Path | None, delay_ms: float | None = None, workdir: Path | None = None
 ) -> dict[str, float]:
-    cmd = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(duration))}s", "--latency"]
+    cmd = [*pinned(LOAD_CPU), "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(duration))}s", "--latency"]
     if script is not None or delay_ms is not None:
         assert workdir is not None
         text = script.read_text() if script is not None else ""
@@ -307,10 +322,13 @@ def idp_calls(status_port: int) -> float:
     )
 
 
-def start_gateway(config: Path, port: int, status: int, workers: int, workdir: Path) -> subprocess.Popen[bytes]:
+def start_gateway(
+    config: Path, port: int, status: int, workers: int, workdir: Path, cpus: str | None = None
+) -> subprocess.Popen[bytes]:
     log = (workdir / f"gateway-{port}.err").open("wb")
     proc = subprocess.Popen(
         [
+            *pinned(cpus),
             sys.executable,
             "-m",
             "keystile.gateway",
@@ -337,15 +355,20 @@ def start_gateway(config: Path, port: int, status: int, workers: int, workdir: P
 # -- main ---------------------------------------------------------------------------------------------------------
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=float, default=8.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument(
+        "--pin", action="store_true", help="pin the proxy under test to CPU 1 and wrk, upstream and IdP to CPU 0"
+    )
     parser.add_argument("--serve-idp", nargs=2, metavar=("KEYFILE", "PORT"))
     args = parser.parse_args()
     if args.serve_idp:
         serve_idp(args.serve_idp[0], int(args.serve_idp[1]))
         return 0
     ensure_tools()
+    global PIN
+    PIN = args.pin
     from joserfc import jwt
     from joserfc.jwk import RSAKey
 
@@ -353,20 +376,22 @@ def main() -> int:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         up_port, px_port, idp_port, gw_port, gw_status = (free_port() for _ in range(5))
-        procs.append(start_nginx(NGINX_UPSTREAM.format(dir=workdir, port=up_port), workdir, "up"))
-        proxy = start_nginx(NGINX_PROXY.format(dir=workdir, port=px_port, up=up_port), workdir, "px")
+        procs.append(start_nginx(NGINX_UPSTREAM.format(dir=workdir, port=up_port), workdir, "up", LOAD_CPU))
+        proxy = start_nginx(NGINX_PROXY.format(dir=workdir, port=px_port, up=up_port), workdir, "px", PROXY_CPU)
         procs.append(proxy)
         key = RSAKey.generate_key(2048, parameters={"kid": "bench-1", "use": "sig", "alg": "RS256"}, private=True)
         key_file = workdir / "key.json"
         key_file.write_text(json.dumps(key.as_dict(private=True)))
-        procs.append(subprocess.Popen([sys.executable, __file__, "--serve-idp", str(key_file), str(idp_port)]))
+        procs.append(
+            subprocess.Popen([*pinned(LOAD_CPU), sys.executable, __file__, "--serve-idp", str(key_file), str(idp_port)])
+        )
         for port in (up_port, px_port, idp_port):
             wait_port(port)
         issuer = f"http://127.0.0.1:{idp_port}"
         config = workdir / "snapshot.json"
         config.write_text(json.dumps(snapshot(APPS, up_port, issuer)))
         os.chmod(config, 0o600)
-        gateway = start_gateway(config, gw_port, gw_status, 1, workdir)
+        gateway = start_gateway(config, gw_port, gw_status, 1, workdir, PROXY_CPU)
         procs.append(gateway)
 
         now = int(time.time())
@@ -527,8 +552,13 @@ def render(
     lines = [
         f"Measured {when} on {machine()}; nginx {nginx_version}; wrk -t1 -c{CONNECTIONS}, {args.duration:g} s per run, "
         f"{args.rounds} rounds of adjacent nginx/gateway runs per scenario (the median round is shown); one gateway "
-        f"worker, one nginx worker; snapshot of {APPS:,} applications; wrk, both nginx and the gateway share the "
-        "2 cores.",
+        f"worker, one nginx worker; snapshot of {APPS:,} applications; "
+        + (
+            f"the proxy under test pinned to CPU {PROXY_CPU}, wrk, the upstream and the IdP to CPU {LOAD_CPU} "
+            "(taskset); the machine is shared with other work."
+            if PIN
+            else "nothing pinned; the machine is shared with other work."
+        ),
         "",
         "| " + " | ".join(header) + " |",
         "| --- | " + " | ".join("---:" for _ in header[1:]) + " |",

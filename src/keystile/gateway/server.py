@@ -73,6 +73,7 @@ _SPECIAL = {
     b"x-request-id": "h_request_id",
     b"expect": "h_expect",
     b"user-agent": "h_user_agent",
+    b"connection": "h_connection",
 }
 
 
@@ -98,6 +99,7 @@ class _Request:
         "bytes_out",
         "conn",
         "gateway",
+        "h_connection",
         "h_expect",
         "h_length",
         "h_request_id",
@@ -142,6 +144,7 @@ class _Request:
         self.body_buffered = 0
         self.body_chunked = False
         self.body_done = False
+        self.h_connection: bytes | None = None
         self.h_expect: bytes | None = None
         self.h_length: bytes | None = None
         self.h_request_id: bytes | None = None
@@ -350,6 +353,7 @@ class _ClientProtocol(asyncio.Protocol):
         self.queue: collections.deque[_Request] = collections.deque()
         self.peer = ""
         self.trusted = False
+        self.forwarded = b""
         self.header_bytes = 0
         self.closing = False
         self.reading_paused = False
@@ -361,6 +365,7 @@ class _ClientProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
         self.trusted = self.gateway.is_trusted(self.peer)
+        self.forwarded = b"X-Forwarded-For: " + self.peer.encode() + b"\r\nX-Forwarded-Proto: http\r\n"
         self.last_active = self.loop.time()
         self.gateway.connections.add(self)
 
@@ -748,16 +753,20 @@ class Gateway:
         if query:
             target_b += b"?" + query
         lines = [req.method.encode() + b" " + target_b + b" HTTP/1.1\r\nHost: " + route.host_header + b"\r\n"]
-        named: set[bytes] = set()
         xff = xfp = xfh = host = None
         chunked = False
         length: bytes | None = None
-        drop = auth.drop_headers if auth is not None else frozenset()
-        for lname, _name, value in req.headers:
-            if lname == b"connection":
-                named.update(t.strip().lower() for t in value.split(b","))
+        skip: frozenset[bytes] = _REQ_DROP
+        if auth is not None and auth.drop_headers:
+            skip = skip | auth.drop_headers
+        if req.h_connection is not None:
+            # headers the client's Connection header names are hop-by-hop (RFC 9110 §7.6.1)
+            named = [v for (h, _, v) in req.headers if h == b"connection"]
+            skip = skip | {t.strip().lower() for v in named for t in v.split(b",")}
         for lname, name, value in req.headers:
-            if lname in _REQ_DROP:
+            if lname in skip:
+                if lname not in _REQ_DROP:
+                    continue
                 if lname == b"host":
                     host = value
                 elif lname == b"x-forwarded-for":
@@ -771,7 +780,7 @@ class Gateway:
                 elif lname == b"content-length":
                     length = value
                 continue
-            if lname in named or lname in drop or lname.startswith(b"x-application-"):
+            if lname.startswith(b"x-application-"):
                 continue
             if lname == b"cookie" and auth is not None and auth.cookie_name is not None:
                 value = _strip_cookie(value, auth.cookie_name)
@@ -783,10 +792,14 @@ class Gateway:
                 lines.append(b"Authorization: " + auth.upstream_authorization + b"\r\n")
             lines.append(auth.app.identity_headers)
             lines.append(b"X-Credential-Identifier: " + auth.identifier.encode("latin-1", "replace") + b"\r\n")
-        peer = req.proto.peer.encode()
-        trusted = req.proto.trusted
-        lines.append(b"X-Forwarded-For: " + ((xff + b", " + peer) if trusted and xff else peer) + b"\r\n")
-        lines.append(b"X-Forwarded-Proto: " + (xfp if trusted and xfp else b"http") + b"\r\n")
+        proto = req.proto
+        trusted = proto.trusted
+        if trusted and (xff or xfp):
+            peer = proto.peer.encode()
+            lines.append(b"X-Forwarded-For: " + ((xff + b", " + peer) if xff else peer) + b"\r\n")
+            lines.append(b"X-Forwarded-Proto: " + (xfp or b"http") + b"\r\n")
+        else:
+            lines.append(proto.forwarded)
         own_host = xfh if trusted and xfh else host
         if own_host:
             lines.append(b"X-Forwarded-Host: " + own_host + b"\r\n")
