@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
 from tests.integration.web.conftest import Browser, csrf_of, field_error, input_value
 
@@ -225,3 +227,31 @@ async def test_static_assets_and_unknown_assets(browser: Browser) -> None:
     assert css.headers["content-type"].startswith("text/css")
     assert (await browser.get("/static/../app.py")).status_code == 404
     assert (await browser.get("/static/nope.css")).status_code == 404
+
+
+async def test_a_tampered_or_expired_admin_session_is_no_session(browser: Browser) -> None:
+    await browser.admin_login()
+    sealed = browser.client.cookies.get("ks_admin", path="/admin")
+    assert sealed
+    assert (await browser.get("/admin/")).status_code == 200
+    tampered = sealed[:-4] + ("AAAA" if not sealed.endswith("AAAA") else "BBBB")
+    browser.client.cookies.set("ks_admin", tampered, path="/admin")
+    assert (await browser.get("/admin/")).status_code == 303
+    expired = browser.runtime.vault.encrypt(
+        json.dumps({"sid": "s", "tok": browser.admin_token, "exp": int(time.time()) - 1}),
+        table="web_sessions",
+        row_id="cookie",
+        field="admin",
+    )
+    browser.client.cookies.set("ks_admin", expired, path="/admin")
+    response = await browser.get("/admin/providers")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/admin/login")
+
+
+async def test_sign_out_ends_the_page_session(browser: Browser) -> None:
+    await browser.admin_login()
+    out = await browser.submit("/admin/", "/admin/logout", {})
+    assert out.status_code == 303
+    assert 'ks_admin=""' in out.headers["set-cookie"] or "Max-Age=0" in out.headers["set-cookie"]
+    assert (await browser.get("/admin/")).status_code == 303
