@@ -52,7 +52,8 @@ METHOD_HELP = {
 
 async def _portal(request: Request) -> PortalInfo:
     portal = await developers.portal_by_host(runtime(request), request.headers.get("host"))
-    request.state.portal_name = portal.display_name
+    # the portal made at first start is called `default`; until an admin names it, say what it is
+    request.state.portal_name = "Developer Portal" if portal.display_name == "default" else portal.display_name
     request.state.portal = portal
     return portal
 
