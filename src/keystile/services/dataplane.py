@@ -75,6 +75,7 @@ POLL_SECONDS = 1.0
 NODE_TTL = timedelta(hours=24)
 STRATEGY_TABLE = "auth_strategies"
 _HUB_KEY = "keystile.dataplane.hub"
+_YIELD_EVERY = 5000
 _BUMPED = "keystile.config_bumped"
 
 TOKEN_LIST_SPEC = ListSpec(filters={"name": "string"}, sorts=("created_at", "name"))
@@ -437,7 +438,9 @@ async def _applications(
         .where(*on_listed)
         .order_by(Application.created_at, Application.id)
     )
-    for aid, name, dev, portal, sid, not_before, reference in rows:
+    for n, (aid, name, dev, portal, sid, not_before, reference) in enumerate(rows):
+        if n % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a large installation: let other requests run between slices
         app_id = _id_text(aid)
         apps[app_id] = {
             "id": app_id,
@@ -463,7 +466,9 @@ async def _applications(
         )
         .order_by(Credential.created_at, Credential.id)
     )
-    for aid, cid, key_sha256, client_id, expires_at in creds:
+    for n, (aid, cid, key_sha256, client_id, expires_at) in enumerate(creds):
+        if n % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)
         entry = apps.get(_id_text(aid))
         if entry is None:
             continue
@@ -479,7 +484,9 @@ async def _applications(
         .where(Registration.application_id.in_(listed_apps), Registration.status == "approved")
         .order_by(Registration.created_at, Registration.id)
     )
-    for aid, vid in regs:
+    for n, (aid, vid) in enumerate(regs):
+        if n % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)
         app_id = _id_text(aid)
         if app_id in apps:
             registrations.setdefault(app_id, []).append(_id_text(vid))
