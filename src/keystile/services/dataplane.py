@@ -523,6 +523,7 @@ class FeedHub:
         self.runtime = runtime
         self.version: int | None = None
         self.notifications = 0
+        self.listening = False
         self._cache: BuiltSnapshot | None = None
         self._build_lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -655,11 +656,14 @@ class FeedHub:
         try:
             async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
                 await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                self.listening = True
                 async for _ in conn.notifies():
                     self.notifications += 1
                     self._wake.set()
         except psycopg.Error:
             log.warning("config feed: LISTEN %s failed; falling back to polling every second", NOTIFY_CHANNEL)
+        finally:
+            self.listening = False
 
     # -- in-process commits (engine events)
 

@@ -77,7 +77,11 @@ async def test_another_replica_commit_wakes_a_held_poll(live):
     heard = feed.notifications
     other = live.replica()
     try:
-        await asyncio.sleep(0.2)  # let LISTEN start before the commit
+        for _ in range(500):  # LISTEN runs before the commit, or the commit's NOTIFY reaches nobody
+            if feed.listening:
+                break
+            await asyncio.sleep(0.01)
+        assert feed.listening
         changed_at = time.monotonic()
         async with other.unit(SYSTEM) as ctx:
             product = await catalog.create_product(ctx, {"name": "Other replica"})
