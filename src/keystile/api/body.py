@@ -21,7 +21,7 @@ async def read_json(request: Request, *, max_bytes: int = MAX_BODY, required: bo
     Raises:
         UnsupportedMediaTypeError: a body with a Content-Type other than JSON.
         PayloadTooLargeError: a body over `max_bytes`.
-        ValidationError: malformed JSON, or no body when one is required.
+        ValidationError: malformed or too deeply nested JSON, or no body when one is required.
     """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
@@ -49,6 +49,8 @@ async def read_json(request: Request, *, max_bytes: int = MAX_BODY, required: bo
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValidationError.single("body", "invalid", describe_json_error(exc)) from exc
+    except RecursionError as exc:  # arrays or objects nested deeper than the parser's recursion limit
+        raise ValidationError.single("body", "invalid", "the JSON body nests arrays or objects too deeply") from exc
 
 
 def _open_brackets(doc: str, end: int) -> list[str]:
