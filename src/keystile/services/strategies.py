@@ -21,7 +21,7 @@ from keystile.domain.strategies import (
 from keystile.domain.time import rfc3339
 from keystile.domain.urls import split_issuer
 from keystile.domain.validation import parse
-from keystile.services import audit, usage
+from keystile.services import audit, installation, usage
 from keystile.services.context import Ctx
 from keystile.services.providers import summary as provider_summary
 from keystile.store.listing import paginate
@@ -264,6 +264,7 @@ async def replace(ctx: Ctx, strategy_id: uuid.UUID, raw: Any) -> dict[str, Any]:
         status_code=201,
         changes=audit.diff(before, _snapshot(row), _SECRET_MARK),
     )
+    await installation.bump_config_version(ctx)  # issuer, scopes, key names… are in the snapshot
     await ctx.session.commit()
     return view(row, provider, row.id in await usage.active_strategy_ids(ctx))
 
@@ -332,6 +333,7 @@ async def update(ctx: Ctx, strategy_id: uuid.UUID, raw: Any) -> dict[str, Any]:
     audit.record(
         ctx, "auth_strategy.update", "auth_strategy", row.id, changes=audit.diff(before, _snapshot(row), _SECRET_MARK)
     )
+    await installation.bump_config_version(ctx)  # issuer, scopes, key names… are in the snapshot
     await ctx.session.commit()
     return view(row, await _provider(ctx, row), row.id in await usage.active_strategy_ids(ctx))
 
@@ -343,4 +345,5 @@ async def delete(ctx: Ctx, strategy_id: uuid.UUID) -> None:
         raise ConflictError(f"auth strategy {row.name!r} is in use by {', '.join(referrers[:3])}")
     await ctx.session.delete(row)
     audit.record(ctx, "auth_strategy.delete", "auth_strategy", row.id, status_code=204)
+    await installation.bump_config_version(ctx)  # issuer, scopes, key names… are in the snapshot
     await ctx.session.commit()

@@ -187,3 +187,24 @@ async def test_key_auth_rules(api):
     sid = r.json()["id"]
     r = await api.client.patch(f"/v2/application-auth-strategies/{sid}", json={"configs": {"key-auth": {"ttl": None}}})
     assert r.status_code == 200 and "ttl" not in r.json()["configs"]["key-auth"]
+
+
+async def test_changes_that_reach_the_gateway_move_the_config_version(api):
+    from keystile.services import installation
+    from keystile.services.context import SYSTEM
+
+    async def version() -> int:
+        async with api.runtime.unit(SYSTEM) as ctx:
+            return await installation.config_version(ctx)
+
+    sid = (await api.client.post("/v2/application-auth-strategies", json=oidc_body())).json()["id"]
+    v0 = await version()
+    await api.client.patch(
+        f"/v2/application-auth-strategies/{sid}", json={"configs": {"openid-connect": {"scopes": ["x"]}}}
+    )
+    v1 = await version()
+    await api.client.put(f"/v2/application-auth-strategies/{sid}", json=oidc_body(name="n"))
+    v2 = await version()
+    await api.client.delete(f"/v2/application-auth-strategies/{sid}")
+    v3 = await version()
+    assert v0 < v1 < v2 < v3
