@@ -108,8 +108,8 @@ def test_demo_walkthrough_and_clean_stop(tmp_path: Path):
                 ).json()["access_token"]
                 r = gw.get("/echo/v1/hello", headers={"Authorization": f"Bearer {token}"})
                 assert r.status_code == 200
-                gw.cookies.clear()
-                r = gw.get("/echo/v1/hello", cookies={"session": session})
+                with httpx.Client(base_url=gateway, cookies={"session": session}, timeout=30) as browser:
+                    r = browser.get("/echo/v1/hello")  # the session cookie alone
                 assert r.status_code == 200
                 assert r.json()["application"]["x-application-id"] == app["id"]
 
