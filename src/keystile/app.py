@@ -22,8 +22,7 @@ from keystile.api.portal import developer as portal_developer
 from keystile.api.portal import registrations as portal_registrations
 from keystile.api.portal.cors import PortalCorsMiddleware
 from keystile.api.tracing import TraceMiddleware
-from keystile.services import audit as audit_service
-from keystile.services import installation, outbox
+from keystile.services import housekeeping, installation, outbox
 from keystile.services.context import Runtime
 from keystile.settings import Settings
 from keystile.web import routes as web_routes
@@ -49,14 +48,14 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         runner = outbox.Runner(rt) if owned or rt.extras.get("start_outbox") else None
         if runner is not None:
             await runner.start()
-        retention = asyncio.create_task(audit_service.retention_loop(rt)) if owned else None
+        cleanup = asyncio.create_task(housekeeping.run_loop(rt)) if owned else None
         try:
             yield
         finally:
-            if retention is not None:
-                retention.cancel()
+            if cleanup is not None:
+                cleanup.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await retention
+                    await cleanup
             if runner is not None:
                 await runner.stop()
             if owned:

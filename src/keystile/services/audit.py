@@ -3,7 +3,6 @@ refused attempts in a transaction of their own. Secrets appear only as `[redacte
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Container
@@ -11,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from keystile.domain.errors import NotFoundError
 from keystile.domain.listing import ListQuery, ListSpec, Page
@@ -30,7 +28,6 @@ __all__ = [
     "purge_expired",
     "record",
     "record_failure",
-    "retention_loop",
 ]
 
 REDACTED = "[redacted]"
@@ -183,20 +180,3 @@ async def purge_expired(runtime: Runtime, *, now: datetime | None = None) -> int
         result = await session.execute(delete(AuditEvent).where(AuditEvent.created_at < cutoff))
         await session.commit()
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-async def retention_loop(runtime: Runtime, *, every: float = 6 * 3600) -> None:
-    """Purge expired events at start and then every `every` seconds, until cancelled."""
-    while True:
-        try:
-            removed = await purge_expired(runtime)
-        except SQLAlchemyError:
-            log.exception("audit retention purge failed; retrying at the next round")
-        else:
-            if removed:
-                log.info(
-                    "audit retention: removed %d events older than %d days",
-                    removed,
-                    runtime.settings.audit_retention_days,
-                )
-        await asyncio.sleep(every)

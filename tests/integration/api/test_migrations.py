@@ -68,3 +68,37 @@ async def test_audit_retention_purges_only_expired_events(runtime):
         left = (await s.execute(select(AuditEvent.action).where(AuditEvent.resource_type == "x"))).scalars().all()
         assert left == ["recent"]
         assert (await s.execute(select(func.count()).select_from(AuditEvent))).scalar() >= 1
+
+
+async def test_housekeeping_removes_expired_developer_tokens_and_old_throttle_counters(runtime):
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from keystile.services import housekeeping
+    from keystile.store.models import DeveloperToken, ThrottleEvent
+    from tests.portal_helpers import approved_developer
+
+    dev = await approved_developer(runtime)
+    now = utcnow_()
+    async with runtime.sessions() as s:
+        s.add(
+            DeveloperToken(
+                developer_id=dev.developer_id, kind="access", token_sha256="a" * 64, expires_at=now - timedelta(days=2)
+            )
+        )
+        s.add(ThrottleEvent(key="login:x", created_at=now - timedelta(days=2)))
+        s.add(ThrottleEvent(key="login:y", created_at=now))
+        await s.commit()
+    removed = await housekeeping.run_once(runtime)
+    assert removed["developer_tokens"] == 1
+    assert removed["throttle_events"] == 1
+    async with runtime.sessions() as s:
+        keys = (await s.execute(select(ThrottleEvent.key))).scalars().all()
+        assert "login:y" in keys and "login:x" not in keys
+
+
+def utcnow_():
+    from keystile.store.types import utcnow
+
+    return utcnow()
