@@ -120,10 +120,18 @@ class GatewayNode:
     """Everything one gateway process runs; `start()` / `stop()` (tests run it in-process on port 0)."""
 
     def __init__(
-        self, options: GatewayOptions, *, role: Role = "single", access_log_stream: IO[bytes] | None = None
+        self,
+        options: GatewayOptions,
+        *,
+        role: Role = "single",
+        access_log_stream: IO[bytes] | None = None,
+        manage_memory: bool = False,
     ) -> None:
+        """`manage_memory`: after each config swap, collect, trim the heap and freeze the tables out of the
+        cyclic GC (process-wide effects: only for a process that is nothing but this gateway, as `run()`)."""
         self.options = options
         self.role = role
+        self._manage_memory = manage_memory
         self.metrics = GatewayMetrics(app_label=not options.metrics_no_app_label)
         self._access_log = AccessLog(access_log_stream, enabled=options.access_log)
         self._ssl = _ssl_context(options.ca_file)
@@ -154,10 +162,8 @@ class GatewayNode:
         if self.role == "supervisor" and source != "control_plane":
             self._signal_workers()  # feed snapshots are signalled once written (ConfigSync.on_written)
         log.info("config version %d loaded (%s)", snapshot.version, source)
-        try:
+        if self._manage_memory:
             asyncio.get_running_loop().call_soon(_release_memory)  # once the caller has let go of the models
-        except RuntimeError:
-            _release_memory()
 
     def _apply_from_feed(self, snapshot: Snapshot) -> None:
         self.apply(snapshot, "control_plane")
@@ -358,7 +364,7 @@ def _setup_logging() -> None:
 
 
 async def _main(options: GatewayOptions, role: Role, worker_pids: list[int]) -> None:
-    node = GatewayNode(options, role=role)
+    node = GatewayNode(options, role=role, manage_memory=True)
     node.worker_pids = worker_pids
     await node.start()
     if role != "worker":
