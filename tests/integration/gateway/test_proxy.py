@@ -233,3 +233,39 @@ async def test_trusted_proxies_keep_the_forwarded_chain(world: World, start_gate
     assert header(seen, "X-Forwarded-For") == ["203.0.113.7, 127.0.0.1"]
     assert header(seen, "X-Forwarded-Proto") == ["https"]
     assert header(seen, "X-Forwarded-Host") == ["api.example.com"]
+
+
+async def test_head_http10_expect_and_pipelining(world: World, start_gateway) -> None:
+    world.key_app("app-key", "k-secret", [PV_A])
+    gw = await start_gateway(world.build())
+    head = await gw.client.head("/a/x", headers={"apikey": "k-secret"})
+    assert head.status_code == 200 and head.content == b""
+    assert (await gw.client.get("/a/after-head", headers={"apikey": "k-secret"})).json()["path"] == "/api/after-head"
+    # HTTP/1.0 without keep-alive: answered, then closed
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.node.proxy_port)
+    writer.write(b"GET /a/old HTTP/1.0\r\napikey: k-secret\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 5)  # EOF: the gateway closed the connection
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ") and b'"path": "/api/old"' in answer
+    # Expect: 100-continue gets its interim answer from the gateway, then the real one
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.node.proxy_port)
+    writer.write(
+        b"POST /a/up HTTP/1.1\r\nHost: x\r\napikey: k-secret\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    )
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(b"hello")
+    final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert final.startswith(b"HTTP/1.1 200 ")
+    length = int(next(x.split(b":")[1] for x in final.split(b"\r\n") if x.lower().startswith(b"content-length")))
+    assert json.loads(await reader.readexactly(length))["body_len"] == 5
+    # two pipelined requests on one connection come back in order
+    one_then_two = b"".join(b"GET /a/%s HTTP/1.1\r\nHost: x\r\napikey: k-secret\r\n\r\n" % p for p in (b"one", b"two"))
+    writer.write(one_then_two)
+    paths = []
+    for _ in range(2):
+        head_bytes = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        n = int(next(x.split(b":")[1] for x in head_bytes.split(b"\r\n") if x.lower().startswith(b"content-length")))
+        paths.append(json.loads(await reader.readexactly(n))["path"])
+    writer.close()
+    assert paths == ["/api/one", "/api/two"]
