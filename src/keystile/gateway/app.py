@@ -148,6 +148,7 @@ class GatewayNode:
         self.config_version: int | None = None
         self.worker_pids: list[int] = []
         self._file_mtime = 0.0
+        self._counts: tuple[int, int] | None = None
         self._stopped = asyncio.Event()
 
     # -- config ------------------------------------------------------------------------------------------
@@ -156,6 +157,7 @@ class GatewayNode:
         config = build_config(snapshot, source)
         self.config_source = source
         self.config_version = snapshot.version
+        self._counts = (len(config.routes), len(config.apps))
         self.metrics.config_loaded(snapshot.version)
         if self.gateway is not None:
             self.gateway.swap(config)
@@ -291,9 +293,7 @@ class GatewayNode:
         return GatewayMetrics.merged(self.metrics, dumps)
 
     def status_info(self) -> dict[str, Any]:
-        config = self.gateway.config if self.gateway is not None else None
-        snapshot_routes = len(config.routes) if config is not None else None
-        snapshot_apps = len(config.apps) if config is not None else None
+        snapshot_routes, snapshot_apps = self._counts if self._counts is not None else (None, None)
         return {
             "config_version": self.config_version,
             "config_source": self.config_source,

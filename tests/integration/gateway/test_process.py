@@ -77,6 +77,7 @@ async def test_workers_reload_and_graceful_stop(world: World, tmp_path) -> None:
             assert {a.status_code for a in answers} == {200}
             info = (await client.get(f"http://127.0.0.1:{status}/status")).json()
             assert (info["workers"], info["config_version"], info["config_source"]) == (2, 1, "file")
+            assert (info["routes"], info["applications"]) == (2, 1)
             # the supervisor's status port shows the workers' counters (published every second)
             await asyncio.sleep(1.5)
             metrics = (await client.get(f"http://127.0.0.1:{status}/metrics")).text
