@@ -1,0 +1,382 @@
+"""Scale-out on one PostgreSQL: two `keystile serve` replicas started at the same moment (the migration advisory lock
+lets both start), two gateways each following one replica, the built-in IdP and the demo's echo upstream, all real
+processes on loopback.
+
+Proves: an application created through either control plane reaches BOTH gateways within the feed's second (2 s
+allowed on shared machines); SIGKILLing a control plane loses no acknowledged create; the gateways keep serving
+through a control-plane restart and pick up changes again afterwards."""
+
+from __future__ import annotations
+
+import base64
+import email
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import policy
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.database import create_pg_database, drop_pg_database, pg_database_url
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+XRW = {"X-Requested-With": "tests"}
+PASSWORD = "cluster-password-1234"
+REACH_S = 2.0  # the contract says 1 s; shared CI machines get some slack
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _keystile(*args: str) -> list[str]:
+    return [sys.executable, "-m", "keystile.cli", *args]
+
+
+@dataclass
+class Cluster:
+    root: Path
+    db_url: str
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def log(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        path = self.log(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab") as fh:
+            proc = subprocess.Popen(args, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.procs[name] = proc
+        return proc
+
+    def wait_http(self, name: str, url: str, timeout: float = 60) -> None:
+        proc = self.procs[name]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"{name} exited with {proc.returncode}:\n{self.log(name).read_text()[-3000:]}")
+            try:
+                if httpx.get(url, timeout=1).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"{name} did not answer at {url} within {timeout} s:\n{self.log(name).read_text()[-3000:]}")
+
+    def cp_env(self) -> dict[str, str]:
+        return dict(self.env)
+
+    def start_cp(self, name: str) -> subprocess.Popen[bytes]:
+        return self.start(name, _keystile("serve", "--port", str(self.ports[name])), self.cp_env())
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _ok(response: httpx.Response, what: str) -> dict[str, Any]:
+    assert response.status_code < 300, f"{what}: {response.status_code} {response.text[:500]}"
+    out: dict[str, Any] = response.json() if response.content else {}
+    return out
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float) -> float | None:
+    """Seconds until `predicate()` held, or None when it never did within `timeout`."""
+    started = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            return None
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    name = f"keystile_cluster_{uuid.uuid4().hex[:12]}"
+    create_pg_database(name)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTILE_")}
+    c = Cluster(root=tmp_path, db_url=pg_database_url(name))
+    for port in ("cp_a", "cp_b", "gw_a", "gw_b", "st_a", "st_b", "idp", "upstream"):
+        c.ports[port] = _free_port()
+    (tmp_path / "mail").mkdir()
+    c.env = {
+        **base,
+        "KEYSTILE_DATABASE_URL": c.db_url,
+        "KEYSTILE_SECRET_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "KEYSTILE_DATA_DIR": str(tmp_path / "cp-data"),
+        "KEYSTILE_PUBLIC_URL": c.url("cp_a"),
+        "KEYSTILE_MAIL_OUTBOX": str(tmp_path / "mail"),
+        "KEYSTILE_LOG_FORMAT": "json",
+    }
+    pids: list[int] = []
+    try:
+        yield c
+    finally:
+        pids = [p.pid for p in c.procs.values()]
+        c.stop_all()
+        try:
+            drop_pg_database(name)
+        finally:
+            strays = [pid for pid in pids if _alive(pid)]
+            assert not strays, f"stray processes: {strays}"
+
+
+def _sign_up(c: Cluster, client: httpx.Client, address: str) -> None:
+    _ok(client.post("/api/v2/developer", json={"email": address, "full_name": "Cluster Dev"}), "sign-up")
+    token = None
+    deadline = time.monotonic() + 15
+    while token is None and time.monotonic() < deadline:
+        for path in sorted((c.root / "mail").glob("*.eml")):
+            message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+            if address not in str(message["To"]):
+                continue
+            body = message.get_body(preferencelist=("plain",))
+            for word in (body.get_content() if body is not None else "").split():
+                if "verify-email?token=" in word:
+                    token = word.split("token=", 1)[1].strip(".,)>\"'")
+        time.sleep(0.1)
+    assert token, "no verification mail"
+    verified = _ok(client.post("/api/v2/developer/verify-email", json={"token": token}), "verify")
+    _ok(
+        client.post("/api/v2/developer/reset-password", json={"token": verified["token"], "password": PASSWORD}),
+        "password",
+    )
+    r = client.post("/api/v2/developer/authenticate", json={"username": address, "password": PASSWORD})
+    assert r.status_code == 204, r.text
+
+
+def _seed(admin: httpx.Client, upstream: str) -> dict[str, str]:
+    strategy = _ok(
+        admin.post(
+            "/v2/application-auth-strategies",
+            json={
+                "name": "Cluster keys",
+                "display_name": "API key",
+                "strategy_type": "key_auth",
+                "configs": {"key-auth": {"key_names": ["apikey"]}},
+            },
+        ),
+        "strategy",
+    )
+    portal = _ok(admin.get("/v2/portals", params={"filter[name]": "default"}), "portal")["data"][0]
+    _ok(admin.patch(f"/v2/portals/{portal['id']}", json={"auto_approve_developers": True}), "auto-approve devs")
+    product = _ok(admin.post("/v2/api-products", json={"name": "Echo", "portal_ids": [portal["id"]]}), "product")
+    version = _ok(
+        admin.post(
+            f"/v2/api-products/{product['id']}/product-versions",
+            json={"name": "v1", "gateway_service": {"upstream_url": upstream, "paths": ["/echo"]}},
+        ),
+        "version",
+    )
+    _ok(
+        admin.post(
+            f"/v2/portals/{portal['id']}/product-versions",
+            json={
+                "product_version_id": version["id"],
+                "publish_status": "published",
+                "application_registration_enabled": True,
+                "auto_approve_registration": True,
+                "deprecated": False,
+                "auth_strategy_ids": [strategy["id"]],
+            },
+        ),
+        "publish",
+    )
+    token = _ok(admin.post("/v2/data-plane/tokens", json={"name": "cluster"}), "dataplane token")["token"]
+    return {"strategy": strategy["id"], "version": version["id"], "dataplane_token": token}
+
+
+def _make_app(dev: httpx.Client, facts: dict[str, str], name: str) -> tuple[str, str]:
+    """App + API key + auto-approved registration through one control plane; returns (app id, key)."""
+    app = _ok(dev.post("/api/v2/applications", json={"name": name, "auth_strategy_id": facts["strategy"]}), "app")
+    key = _ok(dev.post(f"/api/v2/applications/{app['id']}/credentials", json={"display_name": "k"}), "key")
+    reg = _ok(
+        dev.post(f"/api/v2/applications/{app['id']}/registrations", json={"product_version_id": facts["version"]}),
+        "registration",
+    )
+    assert reg["status"] == "approved"
+    return app["id"], key["credential"]
+
+
+def _serves(gateway: str, key: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(f"{gateway}/echo/hello", headers={"apikey": key}, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+def _app_ids(dev: httpx.Client) -> set[str]:
+    ids: set[str] = set()
+    page = 1
+    while True:
+        body = _ok(dev.get("/api/v2/applications", params={"page[size]": 100, "page[number]": page}), "list apps")
+        ids.update(a["id"] for a in body["data"])
+        if len(body["data"]) < 100:
+            return ids
+        page += 1
+
+
+def test_two_control_planes_two_gateways(cluster: Cluster) -> None:
+    c = cluster
+    # the idp is not used by key-auth, but the cluster runs it as deployments do (and a later fault test uses it)
+    c.start("upstream", [sys.executable, "-m", "keystile.demo.upstream", "--port", str(c.ports["upstream"])], c.env)
+    c.start("idp", _keystile("idp", "serve", "--port", str(c.ports["idp"]), "--data-dir", str(c.root / "idp")), c.env)
+    # both replicas start at the same moment on an empty database: the migration advisory lock serialises them
+    c.start_cp("cp_a")
+    c.start_cp("cp_b")
+    for name in ("cp_a", "cp_b"):
+        c.wait_http(name, c.url(name) + "/api/v2/portal")
+    c.wait_http("upstream", c.url("upstream") + "/hello")
+    c.wait_http("idp", c.url("idp") + "/.well-known/openid-configuration")
+    for name in ("cp_a", "cp_b"):
+        assert c.procs[name].poll() is None, c.log(name).read_text()[-3000:]
+
+    made = subprocess.run(
+        _keystile("admin", "token", "create", "--name", "cluster admin"), env=c.env, capture_output=True, timeout=120
+    )
+    assert made.returncode == 0, made.stderr.decode()[-2000:]
+    admin_headers = {"Authorization": f"Bearer {made.stdout.decode().strip()}"}
+    with httpx.Client(base_url=c.url("cp_a"), headers=admin_headers, timeout=30) as admin:
+        facts = _seed(admin, c.url("upstream"))
+
+    gw_env = {**c.env, "KEYSTILE_GATEWAY_TOKEN": facts["dataplane_token"]}
+    for gw, cp, st in (("gw_a", "cp_a", "st_a"), ("gw_b", "cp_b", "st_b")):
+        args = ["gateway", "--control-plane", c.url(cp), "--listen", f"127.0.0.1:{c.ports[gw]}"]
+        args += ["--status-listen", f"127.0.0.1:{c.ports[st]}", "--state-dir", str(c.root / gw)]
+        c.start(gw, _keystile(*args), gw_env)
+    for gw, st in (("gw_a", "st_a"), ("gw_b", "st_b")):
+        c.wait_http(gw, c.url(st) + "/status/ready")
+
+    dev_a = httpx.Client(base_url=c.url("cp_a"), headers=XRW, timeout=30)
+    dev_b = httpx.Client(base_url=c.url("cp_b"), headers=XRW, timeout=30)
+    try:
+        _sign_up(c, dev_a, f"dev-{uuid.uuid4().hex[:8]}@example.com")
+        dev_b.cookies.update(dev_a.cookies)  # the session lives in the shared database
+
+        # 1. a change through either replica reaches both gateways within the feed's second
+        gateways = (c.url("gw_a"), c.url("gw_b"))
+        for dev, label in ((dev_a, "A"), (dev_b, "B")):
+            _, key = _make_app(dev, facts, f"through-{label}")
+            acked = time.monotonic()
+            for gateway in gateways:
+                took = _wait_for(_serves(gateway, key), timeout=REACH_S - (time.monotonic() - acked))
+                assert took is not None, f"an app made through {label} did not reach {gateway} within {REACH_S} s"
+            assert time.monotonic() - acked <= REACH_S
+
+        # 2. SIGKILL control plane A while creates flow through it: every acknowledged create survives
+        acknowledged: list[str] = []
+        errors: list[str] = []
+        stop = threading.Event()
+
+        def create_loop() -> None:
+            i = 0
+            with httpx.Client(base_url=c.url("cp_a"), headers=XRW, cookies=dev_a.cookies, timeout=5) as client:
+                while not stop.is_set():
+                    i += 1
+                    try:
+                        r = client.post(
+                            "/api/v2/applications", json={"name": f"kill-{i}", "auth_strategy_id": facts["strategy"]}
+                        )
+                    except httpx.HTTPError as exc:
+                        errors.append(type(exc).__name__)
+                        return
+                    if r.status_code == 201:
+                        acknowledged.append(r.json()["id"])
+                    else:
+                        errors.append(f"{r.status_code} {r.text[:200]}")
+
+        worker = threading.Thread(target=create_loop)
+        worker.start()
+        assert _wait_for(lambda: len(acknowledged) >= 5, timeout=30) is not None, errors
+        c.procs["cp_a"].kill()
+        c.procs["cp_a"].wait(timeout=10)
+        worker.join(timeout=30)
+        stop.set()
+        assert not worker.is_alive()
+        assert not [e for e in errors if not e.startswith(("Connect", "Read", "RemoteProtocol"))], errors
+        visible = _app_ids(dev_b)
+        lost = [app_id for app_id in acknowledged if app_id not in visible]
+        assert not lost, f"{len(lost)} of {len(acknowledged)} acknowledged creates are gone after SIGKILL"
+        names = [_ok(dev_b.get(f"/api/v2/applications/{i}"), "get")["name"] for i in acknowledged]
+        assert len(set(names)) == len(names), "no create is duplicated"
+
+        # 3. gateway A keeps serving while its control plane is away and through its restart
+        _, key_b = _make_app(dev_b, facts, "before-restart")
+        assert _wait_for(_serves(c.url("gw_b"), key_b), timeout=REACH_S) is not None
+        served: list[int] = []
+        failures: list[str] = []
+        stop_traffic = threading.Event()
+
+        def traffic() -> None:
+            with httpx.Client(base_url=c.url("gw_a"), timeout=5) as gw:
+                while not stop_traffic.is_set():
+                    try:
+                        r = gw.get("/echo/hello", headers={"apikey": key})
+                    except httpx.HTTPError as exc:
+                        failures.append(type(exc).__name__)
+                        continue
+                    if r.status_code == 200:
+                        served.append(r.status_code)
+                    else:
+                        failures.append(f"{r.status_code} {r.text[:200]}")
+
+        runner = threading.Thread(target=traffic)
+        runner.start()
+        try:
+            time.sleep(1)
+            c.start_cp("cp_a")
+            c.wait_http("cp_a", c.url("cp_a") + "/api/v2/portal")
+            # after the restart gateway A follows again: a change made through B reaches it
+            _, key_after = _make_app(dev_b, facts, "after-restart")
+            took = _wait_for(_serves(c.url("gw_a"), key_after), timeout=35)
+            assert took is not None, "gateway A never picked up a change after its control plane came back"
+            time.sleep(0.5)
+        finally:
+            stop_traffic.set()
+            runner.join(timeout=30)
+        assert len(served) > 20, served
+        assert not failures, f"{len(failures)} failed of {len(served) + len(failures)} during the restart: {failures[:5]}"
+        assert _wait_for(_serves(c.url("gw_a"), key_b), timeout=REACH_S) is not None
+    finally:
+        dev_a.close()
+        dev_b.close()
