@@ -51,6 +51,14 @@ def _assert_escaped(page: str, where: str) -> None:
         assert "alert(1)" not in match.group(1), where
 
 
+def _assert_security_headers(headers: Any, where: str) -> None:
+    csp = headers.get("content-security-policy", "")
+    assert "script-src 'self'" in csp and "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, where
+    assert "unsafe-inline" not in csp, where
+    assert headers.get("x-frame-options") == "DENY", where
+    assert headers["content-type"].startswith("text/html"), where
+
+
 async def _json(browser: Browser, method: str, url: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
     response = await browser.client.request(method, url, json=body, headers=headers)
     assert response.status_code in (200, 201), (url, response.text[:400])
@@ -167,6 +175,7 @@ async def test_user_supplied_fields_are_escaped_on_every_page(browser: Browser) 
         page = await browser.get(url)
         assert page.status_code == 200, (url, page.status_code)
         _assert_escaped(page.text, url)
+        _assert_security_headers(page.headers, url)
         shown.append(page.text)
         escaped_seen.update(m for m in re.findall(r"(\w+) &lt;script&gt;alert\(1\)", page.text))
     browser.client.cookies.clear()
@@ -176,6 +185,7 @@ async def test_user_supplied_fields_are_escaped_on_every_page(browser: Browser) 
         page = await browser.get(url)
         assert page.status_code == 200, (url, page.status_code)
         _assert_escaped(page.text, url)
+        _assert_security_headers(page.headers, url)
         shown.append(page.text)
         escaped_seen.update(m for m in re.findall(r"(\w+) &lt;script&gt;alert\(1\)", page.text))
     # every field was really rendered (escaped) somewhere, so the test cannot pass by showing nothing

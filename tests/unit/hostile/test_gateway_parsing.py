@@ -121,3 +121,25 @@ def test_parse_unverified_answers_a_token_or_none(token: str) -> None:
     jwt = parse_unverified(token)
     if jwt is not None:
         assert isinstance(jwt.header, dict) and isinstance(jwt.claims, dict)
+
+
+@FUZZ
+@given(st.text(max_size=120))
+def test_identity_headers_stay_four_lines_whatever_the_application_name(name: str) -> None:
+    """§5.6: `X-Application-Name` is percent-encoded, so no name can add, split or end a header line upstream."""
+    from keystile.gateway.tables import _identity_headers
+
+    block = _identity_headers("app-1", name, "dev-1", "portal-1")
+    lines = block.split(b"\r\n")
+    assert lines[-1] == b"" and len(lines) == 5
+    assert [line.split(b":", 1)[0] for line in lines[:4]] == [
+        b"X-Application-ID",
+        b"X-Application-Developer-ID",
+        b"X-Application-Portal-ID",
+        b"X-Application-Name",
+    ]
+    value = lines[3].split(b": ", 1)[1]
+    assert all(0x20 <= c < 0x7F for c in value)  # visible ASCII only: no CR, LF, NUL or obs-text
+    from urllib.parse import unquote
+
+    assert unquote(value.decode("ascii")) == name
