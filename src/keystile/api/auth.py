@@ -70,6 +70,9 @@ async def admin_ctx(request: Request) -> AsyncIterator[Ctx]:
     async with rt.unit(ANONYMOUS, trace, ip, readonly=readonly) as ctx:
         ctx.actor = actor = await admin_actor(request, ctx.session)
         if not readonly:
+            # end the authentication read before the change starts: the change's transaction (and anything
+            # committed beside it, such as an Idempotency-Key claim) must not depend on it
+            await ctx.session.commit()
             _audit_refusals(request, rt, actor, trace, ip)
         yield ctx
 

@@ -284,3 +284,22 @@ async def test_trace_id_from_traceparent(api):
     assert r.status_code == 404
     assert r.headers["x-keystile-trace-id"] == trace
     assert r.json()["instance"] == f"keystile:trace:{trace}"
+
+
+async def test_idempotency_key_replays_the_first_answer(api):
+    headers = {"Idempotency-Key": "create-okta-1"}
+    first = await api.client.post("/v2/dcr-providers", json=OKTA, headers=headers)
+    assert first.status_code == 201
+    again = await api.client.post("/v2/dcr-providers", json=OKTA, headers=headers)
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert again.headers["location"] == first.headers["location"]
+    listed = await api.client.get("/v2/dcr-providers")
+    assert listed.json()["meta"]["page"]["total"] == 1
+    other = await api.client.post("/v2/dcr-providers", json={**OKTA, "name": "other"}, headers=headers)
+    assert other.status_code == 422
+    refused = await api.client.post("/v2/dcr-providers", json={"name": ""}, headers={"Idempotency-Key": "bad-1"})
+    replay = await api.client.post("/v2/dcr-providers", json={"name": ""}, headers={"Idempotency-Key": "bad-1"})
+    assert refused.status_code == replay.status_code == 400
+    assert replay.headers["idempotent-replayed"] == "true"

@@ -11,10 +11,10 @@ from starlette.responses import JSONResponse, Response
 
 from keystile.api.auth import admin_actor, admin_ctx, bearer_value, runtime
 from keystile.api.body import read_json
+from keystile.api.idempotency import Answer, idempotent
 from keystile.api.management.common import ERRORS, list_query, no_content
 from keystile.api.management.products import inline_body
 from keystile.api.management.schemas import Meta
-from keystile.api.portal.applications import Answer, idempotent
 from keystile.domain.errors import AuthenticationError, InvalidParameter, PermissionDeniedError, ValidationError
 from keystile.services import dataplane, idempotency
 from keystile.services.context import Actor, Ctx

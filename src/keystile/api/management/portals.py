@@ -11,10 +11,10 @@ from starlette.responses import JSONResponse, Response
 
 from keystile.api.auth import admin_ctx
 from keystile.api.body import read_json
+from keystile.api.idempotency import Answer, idempotent
 from keystile.api.management.common import ERRORS, created, list_query, no_content
 from keystile.api.management.products import StrategyRef, inline_body
 from keystile.api.management.schemas import Meta
-from keystile.api.portal.applications import Answer, idempotent
 from keystile.domain.catalog import (
     PortalCreate,
     PortalProductVersionCreate,

@@ -12,9 +12,9 @@ from starlette.responses import JSONResponse, Response
 
 from keystile.api.auth import admin_ctx
 from keystile.api.body import MAX_SPEC_BODY, read_json
+from keystile.api.idempotency import Answer, idempotent
 from keystile.api.management.common import ERRORS, list_query, no_content
 from keystile.api.management.schemas import Meta
-from keystile.api.portal.applications import Answer, idempotent
 from keystile.domain.catalog import (
     ProductCreate,
     ProductUpdate,

@@ -10,8 +10,11 @@ from starlette.responses import JSONResponse, Response
 
 from keystile.api.auth import admin_ctx
 from keystile.api.body import read_json
-from keystile.api.management.common import ERRORS, created, list_query, no_content
-from keystile.api.management.schemas import DcrProviderOut, DcrProviderPage, VerifyOut, body_schema
+from keystile.api.idempotency import Answer, idempotent
+from keystile.api.management.common import ERRORS, list_query, no_content
+from keystile.api.management.schemas import DcrProviderOut, DcrProviderPage, VerifyOut
+from keystile.api.openapi import request_body
+from keystile.domain.providers import DcrProviderCreate, DcrProviderUpdate
 from keystile.services import providers, verification
 from keystile.services.context import Ctx
 
@@ -24,11 +27,16 @@ router = APIRouter(prefix="/v2/dcr-providers", tags=["DCR Providers"], responses
     status_code=201,
     response_model=None,
     responses={201: {"model": DcrProviderOut}},
-    openapi_extra=body_schema("DcrProviderCreate"),
+    openapi_extra=request_body(DcrProviderCreate),
 )
 async def create_dcr_provider(request: Request, ctx: Ctx = Depends(admin_ctx)) -> Response:
-    out = await providers.create(ctx, await read_json(request))
-    return created(out, f"/v2/dcr-providers/{out['id']}")
+    body = await read_json(request)
+
+    async def run() -> Answer:
+        out = await providers.create(ctx, body)
+        return Answer(201, out, f"/v2/dcr-providers/{out['id']}")
+
+    return await idempotent(request, ctx, body, run)
 
 
 @router.get("", name="dcr_provider.list", response_model=None, responses={200: {"model": DcrProviderPage}})
@@ -49,7 +57,7 @@ async def get_dcr_provider(dcrProviderId: uuid.UUID, ctx: Ctx = Depends(admin_ct
     name="dcr_provider.update",
     response_model=None,
     responses={200: {"model": DcrProviderOut}},
-    openapi_extra=body_schema("DcrProviderUpdate"),
+    openapi_extra=request_body(DcrProviderUpdate),
 )
 async def update_dcr_provider(
     dcrProviderId: uuid.UUID,

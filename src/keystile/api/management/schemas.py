@@ -7,9 +7,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from keystile.domain.providers import DcrProviderCreate, DcrProviderUpdate
-from keystile.domain.strategies import AuthStrategyCreate, AuthStrategyUpdate
-
 __all__ = [
     "AuditLogOut",
     "AuthStrategyOut",
@@ -18,7 +15,6 @@ __all__ = [
     "DcrProviderPage",
     "Problem",
     "VerifyOut",
-    "body_schema",
 ]
 
 
@@ -136,18 +132,3 @@ class AuditLogOut(BaseModel):
 class AuditLogPage(BaseModel):
     data: list[AuditLogOut]
     meta: Meta
-
-
-_BODIES: dict[str, type[BaseModel]] = {
-    "DcrProviderCreate": DcrProviderCreate,
-    "DcrProviderUpdate": DcrProviderUpdate,
-    "AuthStrategyCreate": AuthStrategyCreate,
-    "AuthStrategyUpdate": AuthStrategyUpdate,
-}
-
-
-def body_schema(name: str) -> dict[str, Any]:
-    """`openapi_extra` declaring a JSON request body whose schema is the named domain model."""
-    schema = _BODIES[name].model_json_schema(ref_template="#/components/schemas/{model}")
-    schema.pop("$defs", None)
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

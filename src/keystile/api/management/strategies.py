@@ -10,8 +10,11 @@ from starlette.responses import JSONResponse, Response
 
 from keystile.api.auth import admin_ctx
 from keystile.api.body import read_json
+from keystile.api.idempotency import Answer, idempotent
 from keystile.api.management.common import ERRORS, created, list_query, no_content
-from keystile.api.management.schemas import AuthStrategyOut, AuthStrategyPage, VerifyOut, body_schema
+from keystile.api.management.schemas import AuthStrategyOut, AuthStrategyPage, VerifyOut
+from keystile.api.openapi import request_body
+from keystile.domain.strategies import AuthStrategyCreate, AuthStrategyUpdate
 from keystile.services import strategies, verification
 from keystile.services.context import Ctx
 
@@ -24,11 +27,16 @@ router = APIRouter(prefix="/v2/application-auth-strategies", tags=["App Auth Str
     status_code=201,
     response_model=None,
     responses={201: {"model": AuthStrategyOut}},
-    openapi_extra=body_schema("AuthStrategyCreate"),
+    openapi_extra=request_body(AuthStrategyCreate),
 )
 async def create_app_auth_strategy(request: Request, ctx: Ctx = Depends(admin_ctx)) -> Response:
-    out = await strategies.create(ctx, await read_json(request))
-    return created(out, f"/v2/application-auth-strategies/{out['id']}")
+    body = await read_json(request)
+
+    async def run() -> Answer:
+        out = await strategies.create(ctx, body)
+        return Answer(201, out, f"/v2/application-auth-strategies/{out['id']}")
+
+    return await idempotent(request, ctx, body, run)
 
 
 @router.get("", name="auth_strategy.list", response_model=None, responses={200: {"model": AuthStrategyPage}})
@@ -50,7 +58,7 @@ async def get_app_auth_strategy(authStrategyId: uuid.UUID, ctx: Ctx = Depends(ad
     status_code=201,
     response_model=None,
     responses={201: {"model": AuthStrategyOut}},
-    openapi_extra=body_schema("AuthStrategyCreate"),
+    openapi_extra=request_body(AuthStrategyCreate),
 )
 async def replace_app_auth_strategy(
     authStrategyId: uuid.UUID,
@@ -66,7 +74,7 @@ async def replace_app_auth_strategy(
     name="auth_strategy.update",
     response_model=None,
     responses={200: {"model": AuthStrategyOut}},
-    openapi_extra=body_schema("AuthStrategyUpdate"),
+    openapi_extra=request_body(AuthStrategyUpdate),
 )
 async def update_app_auth_strategy(
     authStrategyId: uuid.UUID,

@@ -9,8 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from keystile.api.body import read_json
+from keystile.api.idempotency import Answer, idempotent
 from keystile.api.management.common import ERRORS, list_query, no_content
-from keystile.api.portal.applications import Answer, idempotent, request_body
+from keystile.api.openapi import request_body
 from keystile.api.portal.auth import developer_ctx
 from keystile.domain.applications import RegistrationCreate
 from keystile.services import registrations
