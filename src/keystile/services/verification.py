@@ -19,7 +19,7 @@ from keystile.domain.strategies import HONOURED_OIDC_KEYS, OPENID_SCOPES
 from keystile.domain.urls import DISCOVERY_SUFFIX
 from keystile.oidc.discovery import DiscoveryError, ProviderMetadata
 from keystile.oidc.tokens import JsonWebKey, TokenInvalidError, parse_unverified, verify_jwt
-from keystile.services import providers, strategies
+from keystile.services import outbox, providers, strategies
 from keystile.services.context import Ctx
 from keystile.store.models import DcrProvider
 
@@ -208,6 +208,14 @@ def adapter_for(ctx: Ctx, row: DcrProvider) -> Adapter:
     )
 
 
+async def _queue_cleanup(ctx: Ctx, provider_id: uuid.UUID, report: VerifyReport) -> None:
+    """A trial client that could not be deleted goes to the outbox, which retries the delete (§2 "Verify")."""
+    if report.cleanup is None:
+        return
+    outbox.enqueue_deregister(ctx, provider_id, report.cleanup, last_error="trial client clean-up failed")
+    await ctx.session.commit()
+
+
 def _out(report: VerifyReport, warnings: list[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "status": report.status,
@@ -238,7 +246,9 @@ async def _provider_report(ctx: Ctx, row: DcrProvider, trial: bool, app: AppMeta
 
 async def verify_provider(ctx: Ctx, provider_id: uuid.UUID, *, trial: bool) -> dict[str, Any]:
     row = await providers.get_row(ctx, provider_id)
-    return _out(await _provider_report(ctx, row, trial))
+    report = await _provider_report(ctx, row, trial)
+    await _queue_cleanup(ctx, row.id, report)
+    return _out(report)
 
 
 async def verify_strategy(ctx: Ctx, strategy_id: uuid.UUID, *, trial: bool) -> dict[str, Any]:
@@ -304,4 +314,6 @@ async def verify_strategy(ctx: Ctx, strategy_id: uuid.UUID, *, trial: bool) -> d
     for text in warnings:
         if not any(c.detail == text for c in report.checks):
             report.warning("configuration", text)
+    if provider is not None:
+        await _queue_cleanup(ctx, provider.id, report)
     return _out(report, warnings)

@@ -120,3 +120,59 @@ async def test_strategy_verify_unreachable_issuer(api):
     assert out["status"] == "failed"
     assert out["errors"][0].startswith("issuer discovery failed")
     assert out["warnings"] == ["the gateway ignores these additional keys: custom"]
+
+
+async def test_a_trial_client_that_cannot_be_deleted_is_queued_and_reported(api):
+    import json as _json
+
+    import httpx
+
+    issuer = "https://as.example.test"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/.well-known/openid-configuration":
+            return httpx.Response(
+                200,
+                json={
+                    "issuer": issuer,
+                    "token_endpoint": f"{issuer}/token",
+                    "registration_endpoint": f"{issuer}/register",
+                    "jwks_uri": f"{issuer}/jwks",
+                },
+            )
+        if path == "/register" and request.method == "POST":
+            meta = _json.loads(request.content)
+            return httpx.Response(
+                201,
+                json={
+                    **meta,
+                    "client_id": "trial-1",
+                    "client_secret": "s3cret-trial",
+                    "registration_access_token": "rat-1",
+                    "registration_client_uri": f"{issuer}/register/trial-1",
+                },
+            )
+        if path == "/token":
+            return httpx.Response(200, json={"access_token": "opaque", "token_type": "Bearer", "expires_in": 60})
+        if path == "/register/trial-1" and request.method == "DELETE":
+            return httpx.Response(503, json={"error": "temporarily_unavailable"})
+        return httpx.Response(404)
+
+    api.runtime.http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    provider = (
+        await api.client.post(
+            "/v2/dcr-providers", json={"name": "flaky", "provider_type": "rfc7591", "issuer": issuer, "dcr_config": {}}
+        )
+    ).json()
+    out = (
+        await api.client.post(f"/v2/dcr-providers/{provider['id']}/verify", params={"trial_registration": "true"})
+    ).json()
+    assert out["status"] == "failed"
+    assert out["pending_cleanup"] == {"client_id": "trial-1"}
+    assert any("could not be deleted" in e for e in out["errors"])
+    ops = (await api.client.get("/v2/idp-operations")).json()["data"]
+    assert [(o["operation"], o["client_id"], o["dcr_provider_id"]) for o in ops] == [
+        ("deregister", "trial-1", provider["id"])
+    ]
+    assert "rat-1" not in _json.dumps(ops)
