@@ -12,13 +12,13 @@ from starlette.responses import JSONResponse, Response
 
 from keystile.api.auth import admin_ctx
 from keystile.api.body import read_json
-from keystile.api.management.common import ERRORS, list_query, no_content
+from keystile.api.management.common import list_query, no_content
 from keystile.services import applications, registrations
 from keystile.services.context import Ctx
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["Portal Applications"], responses=ERRORS)
+router = APIRouter(tags=["Portal Applications"])
 
 APPS = "/v2/portals/{portalId}/applications"
 REGS = "/v2/portals/{portalId}/application-registrations"

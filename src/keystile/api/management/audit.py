@@ -9,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from keystile.api.auth import admin_ctx
-from keystile.api.management.common import ERRORS, list_query
+from keystile.api.management.common import list_query
 from keystile.api.management.schemas import AuditLogOut, AuditLogPage
 from keystile.services import audit
 from keystile.services.context import Ctx
 
-router = APIRouter(prefix="/v2/audit-logs", tags=["Audit Logs"], responses=ERRORS)
+router = APIRouter(prefix="/v2/audit-logs", tags=["Audit Logs"])
 
 
 @router.get("", name="audit_log.list", response_model=None, responses={200: {"model": AuditLogPage}})

@@ -7,14 +7,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from keystile.api.management.schemas import Problem
 from keystile.domain.listing import ListQuery, ListSpec, parse_list_query
 
-__all__ = ["ERRORS", "created", "list_query", "no_content"]
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}} for code in (400, 401, 403, 404, 409)
-}
+__all__ = ["created", "list_query", "no_content"]
 
 
 def list_query(request: Request, spec: ListSpec) -> ListQuery:

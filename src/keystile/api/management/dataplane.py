@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from keystile.api.auth import admin_actor, admin_ctx, bearer_value, runtime
 from keystile.api.body import read_json
 from keystile.api.idempotency import Answer, idempotent
-from keystile.api.management.common import ERRORS, list_query, no_content
+from keystile.api.management.common import list_query, no_content
 from keystile.api.management.products import inline_body
 from keystile.api.management.schemas import Meta
 from keystile.domain.errors import AuthenticationError, InvalidParameter, PermissionDeniedError, ValidationError
@@ -21,7 +21,7 @@ from keystile.services.context import Actor, Ctx
 
 __all__ = ["data_plane_actor", "router"]
 
-router = APIRouter(prefix="/v2/data-plane", tags=["Data Plane"], responses=ERRORS)
+router = APIRouter(prefix="/v2/data-plane", tags=["Data Plane"])
 
 MAX_WAIT = 60
 

@@ -11,14 +11,14 @@ from starlette.responses import JSONResponse, Response
 
 from keystile.api.auth import admin_ctx
 from keystile.api.body import read_json
-from keystile.api.management.common import ERRORS, list_query, no_content
+from keystile.api.management.common import list_query, no_content
 from keystile.api.management.schemas import Meta
 from keystile.services import developers
 from keystile.services.context import Ctx
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v2/portals/{portalId}/developers", tags=["Portal Developers"], responses=ERRORS)
+router = APIRouter(prefix="/v2/portals/{portalId}/developers", tags=["Portal Developers"])
 
 
 class DeveloperOut(BaseModel):

@@ -9,13 +9,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from keystile.api.auth import admin_ctx
-from keystile.api.management.common import ERRORS, list_query, no_content
+from keystile.api.management.common import list_query, no_content
 from keystile.services import outbox
 from keystile.services.context import Ctx
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v2/idp-operations", tags=["IdP Operations"], responses=ERRORS)
+router = APIRouter(prefix="/v2/idp-operations", tags=["IdP Operations"])
 
 
 @router.get("", name="idp_operation.list", response_model=None)

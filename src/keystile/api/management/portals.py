@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from keystile.api.auth import admin_ctx
 from keystile.api.body import read_json
 from keystile.api.idempotency import Answer, idempotent
-from keystile.api.management.common import ERRORS, created, list_query, no_content
+from keystile.api.management.common import created, list_query, no_content
 from keystile.api.management.products import StrategyRef, inline_body
 from keystile.api.management.schemas import Meta
 from keystile.domain.catalog import (
@@ -27,7 +27,7 @@ from keystile.services.context import Ctx
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v2/portals", tags=["Portals"], responses=ERRORS)
+router = APIRouter(prefix="/v2/portals", tags=["Portals"])
 
 
 class PortalOut(BaseModel):

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from keystile.api.auth import admin_ctx
 from keystile.api.body import MAX_SPEC_BODY, read_json
 from keystile.api.idempotency import Answer, idempotent
-from keystile.api.management.common import ERRORS, list_query, no_content
+from keystile.api.management.common import list_query, no_content
 from keystile.api.management.schemas import Meta
 from keystile.domain.catalog import (
     ProductCreate,
@@ -28,7 +28,7 @@ from keystile.services.context import Ctx
 
 __all__ = ["inline_body", "router"]
 
-router = APIRouter(prefix="/v2/api-products", tags=["API Products"], responses=ERRORS)
+router = APIRouter(prefix="/v2/api-products", tags=["API Products"])
 
 
 def inline_body(model: type[BaseModel]) -> dict[str, Any]:

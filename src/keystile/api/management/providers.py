@@ -11,14 +11,14 @@ from starlette.responses import JSONResponse, Response
 from keystile.api.auth import admin_ctx
 from keystile.api.body import read_json
 from keystile.api.idempotency import Answer, idempotent
-from keystile.api.management.common import ERRORS, list_query, no_content
+from keystile.api.management.common import list_query, no_content
 from keystile.api.management.schemas import DcrProviderOut, DcrProviderPage, VerifyOut
 from keystile.api.openapi import request_body
 from keystile.domain.providers import DcrProviderCreate, DcrProviderUpdate
 from keystile.services import providers, verification
 from keystile.services.context import Ctx
 
-router = APIRouter(prefix="/v2/dcr-providers", tags=["DCR Providers"], responses=ERRORS)
+router = APIRouter(prefix="/v2/dcr-providers", tags=["DCR Providers"])
 
 
 @router.post(

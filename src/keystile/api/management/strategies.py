@@ -11,14 +11,14 @@ from starlette.responses import JSONResponse, Response
 from keystile.api.auth import admin_ctx
 from keystile.api.body import read_json
 from keystile.api.idempotency import Answer, idempotent
-from keystile.api.management.common import ERRORS, created, list_query, no_content
+from keystile.api.management.common import created, list_query, no_content
 from keystile.api.management.schemas import AuthStrategyOut, AuthStrategyPage, VerifyOut
 from keystile.api.openapi import request_body
 from keystile.domain.strategies import AuthStrategyCreate, AuthStrategyUpdate
 from keystile.services import strategies, verification
 from keystile.services.context import Ctx
 
-router = APIRouter(prefix="/v2/application-auth-strategies", tags=["App Auth Strategies"], responses=ERRORS)
+router = APIRouter(prefix="/v2/application-auth-strategies", tags=["App Auth Strategies"])
 
 
 @router.post(

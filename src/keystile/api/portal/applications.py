@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from keystile.api.body import read_json
 from keystile.api.idempotency import Answer, idempotent
-from keystile.api.management.common import ERRORS, list_query, no_content
+from keystile.api.management.common import list_query, no_content
 from keystile.api.openapi import request_body
 from keystile.api.portal.auth import developer_ctx
 from keystile.domain.applications import ApplicationCreate, ApplicationUpdate
@@ -19,7 +19,7 @@ from keystile.services.context import Ctx
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v2/applications", tags=["Applications"], responses=ERRORS)
+router = APIRouter(prefix="/api/v2/applications", tags=["Applications"])
 
 
 def refresh_detail(app_id: str) -> str:

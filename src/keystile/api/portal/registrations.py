@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from keystile.api.body import read_json
 from keystile.api.idempotency import Answer, idempotent
-from keystile.api.management.common import ERRORS, list_query, no_content
+from keystile.api.management.common import list_query, no_content
 from keystile.api.openapi import request_body
 from keystile.api.portal.auth import developer_ctx
 from keystile.domain.applications import RegistrationCreate
@@ -19,9 +19,7 @@ from keystile.services.context import Ctx
 
 __all__ = ["router"]
 
-router = APIRouter(
-    prefix="/api/v2/applications/{applicationId}/registrations", tags=["Registrations"], responses=ERRORS
-)
+router = APIRouter(prefix="/api/v2/applications/{applicationId}/registrations", tags=["Registrations"])
 
 
 @router.get("", name="registration.list", response_model=None)
