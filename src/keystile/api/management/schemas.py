@@ -13,7 +13,6 @@ __all__ = [
     "AuthStrategyPage",
     "DcrProviderOut",
     "DcrProviderPage",
-    "Problem",
     "VerifyOut",
 ]
 
@@ -26,25 +25,6 @@ class PageMeta(BaseModel):
 
 class Meta(BaseModel):
     page: PageMeta
-
-
-class InvalidParameterOut(BaseModel):
-    field: str
-    rule: str
-    reason: str
-    source: str | None = None
-    choices: list[Any] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    dependents: list[str] | None = None
-
-
-class Problem(BaseModel):
-    status: int
-    title: str
-    instance: str
-    detail: str
-    invalid_parameters: list[InvalidParameterOut] | None = None
 
 
 class DcrProviderOut(BaseModel):
