@@ -306,6 +306,9 @@ def _decode_content(raw: str) -> tuple[str, list[InvalidParameter]]:
     return text, []
 
 
+_TOO_DEEP = InvalidParameter("content", "invalid", "the specification nests too deeply to be an API description")
+
+
 def _load_document(text: str) -> tuple[Any, list[InvalidParameter]]:
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
@@ -319,7 +322,12 @@ def _load_document(text: str) -> tuple[Any, list[InvalidParameter]]:
                     f"the specification is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
                 )
             ]
-    loader = _CappedLoader(text)
+        except RecursionError:
+            return None, [_TOO_DEEP]
+    try:
+        loader = _CappedLoader(text)  # the reader refuses control characters here, before any parsing
+    except yaml.YAMLError as exc:
+        return None, [InvalidParameter("content", "invalid", f"the specification is not valid YAML or JSON: {exc}")]
     try:
         node = loader.get_single_node()
         if node is None:
@@ -342,6 +350,8 @@ def _load_document(text: str) -> tuple[Any, list[InvalidParameter]]:
         ]
     except yaml.YAMLError as exc:
         return None, [InvalidParameter("content", "invalid", f"the specification is not valid YAML or JSON: {exc}")]
+    except RecursionError:
+        return None, [_TOO_DEEP]
     finally:
         loader.dispose()
 
