@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from keystile.domain.errors import KeystileError
+from keystile.domain.urls import check_https_url
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -41,6 +42,7 @@ __all__ = [
     "normalize_issuer",
 ]
 
+_ENDPOINTS = ("token_endpoint", "jwks_uri", "registration_endpoint", "introspection_endpoint")
 logger = logging.getLogger("keystile.oidc.discovery")
 
 OPENID_SUFFIX = "/.well-known/openid-configuration"
@@ -224,4 +226,18 @@ class DiscoveryCache:
                 code="issuer_mismatch",
                 status=200,
             )
+        for name in _ENDPOINTS:
+            value = document.get(name)
+            if isinstance(value, str) and value:
+                try:
+                    check_https_url(value, max_length=2048, what=name)
+                except ValueError as exc:
+                    # keystile sends client secrets and tokens to these: the issuer's https rule holds for them too
+                    raise DiscoveryError(
+                        f"the discovery document's {name} is refused: {exc}",
+                        issuer=issuer,
+                        url=url,
+                        code="invalid_response",
+                        status=200,
+                    ) from exc
         return ProviderMetadata(issuer=issuer, raw=document, source_url=url)

@@ -187,3 +187,36 @@ async def test_concurrent_gets_share_one_fetch_and_failures_are_not_cached():
         results = await asyncio.gather(*(cache.get("https://a.test", http) for _ in range(4)))
     assert {r.issuer for r in results} == {"https://a.test"}
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "value"),
+    [
+        ("token_endpoint", "http://idp.example.com/token"),
+        ("jwks_uri", "ftp://a.test/jwks"),
+        ("introspection_endpoint", "https:///nohost"),
+    ],
+)
+async def test_endpoints_follow_the_issuers_https_rule(endpoint, value):
+    server = Server(
+        {
+            "/.well-known/openid-configuration": httpx.Response(
+                200, json={"issuer": "https://a.test/", "token_endpoint": "https://a.test/token", endpoint: value}
+            )
+        }
+    )
+    with pytest.raises(DiscoveryError, match=f"{endpoint} is refused") as info:
+        await DiscoveryCache().get("https://a.test/", client(server))
+    assert info.value.code == "invalid_response"
+
+
+async def test_loopback_endpoints_may_use_plain_http():
+    server = Server(
+        {
+            "/.well-known/openid-configuration": httpx.Response(
+                200, json={"issuer": "http://127.0.0.1:9000", "token_endpoint": "http://127.0.0.1:9000/token"}
+            )
+        }
+    )
+    meta = await DiscoveryCache().get("http://127.0.0.1:9000", client(server))
+    assert meta.token_endpoint == "http://127.0.0.1:9000/token"
