@@ -617,6 +617,9 @@ class Gateway:
             req.keep_alive = False
         data, n = error_response(status, req.request_id, message=message, extra=extra, close=not req.keep_alive)
         req.status = status
+        if req.method == "HEAD":  # the same head, no body (RFC 9110 §9.3.2)
+            data = data[: len(data) - n]
+            n = 0
         req.bytes_out = n
         req.proto.write(data)
 

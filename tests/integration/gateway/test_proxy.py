@@ -240,6 +240,8 @@ async def test_head_http10_expect_and_pipelining(world: World, start_gateway) ->
     gw = await start_gateway(world.build())
     head = await gw.client.head("/a/x", headers={"apikey": "k-secret"})
     assert head.status_code == 200 and head.content == b""
+    refused = await gw.client.head("/a/x", headers={"apikey": "wrong"})
+    assert (refused.status_code, refused.content, refused.headers["content-length"]) == (401, b"", "26")
     assert (await gw.client.get("/a/after-head", headers={"apikey": "k-secret"})).json()["path"] == "/api/after-head"
     # HTTP/1.0 without keep-alive: answered, then closed
     reader, writer = await asyncio.open_connection("127.0.0.1", gw.node.proxy_port)
