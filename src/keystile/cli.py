@@ -222,6 +222,56 @@ def dcr_reconcile(
             typer.echo(f"  kept {client_id}: {why}")
 
 
+@admin_token_app.command("list")
+def admin_token_list() -> None:
+    """List admin tokens (ids, names, dates; never the tokens)."""
+    from keystile.services import admin_tokens
+    from keystile.services.context import Runtime
+
+    settings = _settings()
+
+    async def run() -> list[dict[str, str | None]]:
+        await _prepare(settings)
+        rt = Runtime.build(settings)
+        try:
+            return await admin_tokens.list_tokens(rt)
+        finally:
+            await rt.close()
+
+    for t in asyncio.run(run()):
+        state = f"revoked {t['revoked_at']}" if t["revoked_at"] else f"last used {t['last_used_at'] or 'never'}"
+        typer.echo(f"{t['id']}  {t['name']}  created {t['created_at']}  {state}")
+
+
+@admin_token_app.command("revoke")
+def admin_token_revoke(token_id: Annotated[str, typer.Argument(help="the token's id (see `list`)")]) -> None:
+    """Revoke an admin token; its API calls and admin page sessions are refused from now on."""
+    import uuid
+
+    from keystile.domain.errors import KeystileError
+    from keystile.services import admin_tokens
+    from keystile.services.context import Runtime
+
+    settings = _settings()
+    try:
+        tid = uuid.UUID(token_id)
+    except ValueError as exc:
+        raise _fail(ConfigurationError(f"{token_id!r} is not a token id (a UUID)")) from exc
+
+    async def run() -> None:
+        rt = Runtime.build(settings)
+        try:
+            await admin_tokens.revoke(rt, tid)
+        finally:
+            await rt.close()
+
+    try:
+        asyncio.run(run())
+    except KeystileError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"revoked {tid}")
+
+
 @keys_app.command("generate")
 def keys_generate() -> None:
     """Print a new random key for KEYSTILE_SECRET_KEY."""

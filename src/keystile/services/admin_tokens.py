@@ -5,17 +5,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keystile.domain.errors import AuthenticationError, ValidationError
+from keystile.domain.errors import AuthenticationError, NotFoundError, ValidationError
+from keystile.domain.time import rfc3339
 from keystile.services.context import Actor, Runtime
-from keystile.store.models import AdminToken
+from keystile.store.models import AdminToken, AuditEvent
 from keystile.store.types import utcnow
 
-__all__ = ["PREFIX", "authenticate", "authenticate_in", "count", "create", "sha256_hex"]
+__all__ = ["PREFIX", "authenticate", "authenticate_in", "count", "create", "list_tokens", "revoke", "sha256_hex"]
 
 PREFIX = "kpat_"
 
@@ -71,3 +73,45 @@ async def authenticate_in(session: AsyncSession, token: str) -> Actor:
         row.last_used_at = now
         await session.commit()
     return Actor("admin_token", str(row.id), row.name)
+
+
+async def list_tokens(runtime: Runtime) -> list[dict[str, str | None]]:
+    """Every token's id, name and dates (never the token)."""
+    async with runtime.sessions() as session:
+        rows = (await session.execute(select(AdminToken).order_by(AdminToken.created_at, AdminToken.id))).scalars()
+        return [
+            {
+                "id": str(r.id),
+                "name": r.name,
+                "created_at": rfc3339(r.created_at),
+                "last_used_at": rfc3339(r.last_used_at),
+                "revoked_at": rfc3339(r.revoked_at),
+            }
+            for r in rows
+        ]
+
+
+async def revoke(runtime: Runtime, token_id: uuid.UUID) -> None:
+    """Revoke a token: every API call and admin page session made with it is refused from now on.
+
+    Raises:
+        NotFoundError: no token has that id.
+    """
+    async with runtime.sessions() as session:
+        row = await session.get(AdminToken, token_id)
+        if row is None:
+            raise NotFoundError(f"no admin token has the id {token_id}")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+            session.add(
+                AuditEvent(
+                    actor_type="system",
+                    actor_name="keystile admin token revoke",
+                    action="admin_token.revoke",
+                    resource_type="admin_token",
+                    resource_id=str(row.id),
+                    outcome="success",
+                    status_code=204,
+                )
+            )
+            await session.commit()

@@ -112,3 +112,35 @@ def test_keys_rotate_reencrypts_everything(env):
     refused = run(["migrate"], {**env, "KEYSTILE_SECRET_KEY": old})
     assert refused.returncode == 2
     assert "does not match" in refused.stderr
+
+
+def test_admin_token_list_and_revoke(env):
+    token = run(["admin", "token", "create", "--name", "ci"], env).stdout.strip()
+    listed = run(["admin", "token", "list"], env)
+    assert listed.returncode == 0
+    assert token not in listed.stdout
+    token_id = listed.stdout.split()[0]
+    assert "ci" in listed.stdout and "last used never" in listed.stdout
+    out = run(["admin", "token", "revoke", token_id], env)
+    assert out.returncode == 0, out.stderr
+    assert "revoked" in run(["admin", "token", "list"], env).stdout
+    assert run(["admin", "token", "revoke", "not-a-uuid"], env).returncode == 2
+    missing = run(["admin", "token", "revoke", "00000000-0000-0000-0000-000000000000"], env)
+    assert missing.returncode == 2
+    assert "no admin token" in missing.stderr
+
+
+async def test_a_revoked_token_is_refused(runtime):
+    import uuid
+
+    import httpx
+
+    from keystile.app import create_app
+    from keystile.services import admin_tokens
+
+    tid, token = await admin_tokens.create(runtime, "short-lived")
+    app = create_app(runtime.settings, runtime=runtime)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        assert (await c.get("/v2/dcr-providers", headers={"Authorization": token})).status_code == 200
+        await admin_tokens.revoke(runtime, uuid.UUID(tid))
+        assert (await c.get("/v2/dcr-providers", headers={"Authorization": token})).status_code == 401
