@@ -118,7 +118,7 @@ def parse_unverified(token: str) -> UnverifiedToken | None:
     try:
         header = _b64url_json(parts[0])
         claims = _b64url_json(parts[1])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):  # nesting bombs are not tokens
         return None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         return None

@@ -144,3 +144,8 @@ def test_audience_and_scopes(rsa: RSAKey) -> None:
 @pytest.mark.parametrize("value", ["opaque", "a.b", "a.b.c.d", "..", f"{_b64([1])}.{_b64({})}.x", "e30.bm90anNvbg.x"])
 def test_not_a_jws(value: str) -> None:
     assert parse_unverified(value) is None
+
+
+def test_a_nesting_bomb_is_not_a_token() -> None:
+    payload = base64.urlsafe_b64encode(b"[" * 5000).rstrip(b"=").decode()
+    assert parse_unverified(f"eyJhbGciOiJSUzI1NiJ9.{payload}.c2ln") is None
