@@ -399,6 +399,8 @@ class _ClientProtocol(asyncio.Protocol):
         self.gateway.reply(req, status, close=True)
         self.gateway.log_request(req, None)
         self.closing = True
+        if self.transport is not None:
+            self.transport.close()  # the answer said `Connection: close`: flush it and end the connection
 
     # httptools callbacks
     def on_message_begin(self) -> None:

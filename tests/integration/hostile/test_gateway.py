@@ -7,6 +7,7 @@ Hypothesis examples are bounded and sent over one gateway per test, so the file 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import string
 
@@ -219,3 +220,16 @@ async def test_crlf_is_refused_in_requests_and_encoded_in_identity_headers(
     [name] = header(seen, "X-Application-Name")
     assert "\r" not in name and "\n" not in name and "<" not in name and '"' not in name
     assert name == "evil%0D%0AX-Injected: 1%0D%0A%0D%0A%3Cscript%3Ealert(1)%3C/script%3E%22%3E%3Cimg src=x%3E"
+
+
+async def test_a_400_from_the_parser_closes_the_connection(world, start_gateway):
+    world.key_app("app-key", "k", [PV_A])
+    gw = await start_gateway(world.build())
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.node.proxy_port)
+    writer.write(b"GET /a/x HTTP/1.1\r\nHost: x\r\nX-Api-Key: a\x01b\r\n\r\n")
+    data = b""
+    async with asyncio.timeout(3):  # EOF arrives at once, not at the idle sweep
+        while chunk := await reader.read(65536):
+            data += chunk
+    writer.close()
+    assert data.startswith(b"HTTP/1.1 400")
