@@ -19,17 +19,20 @@ from keystile.domain.applications import credential_type
 from keystile.domain.errors import NotFoundError
 from keystile.domain.listing import ListQuery, ListSpec, Page
 from keystile.domain.time import rfc3339
+from keystile.services.applications import strategy_view
 from keystile.services.context import Ctx
 from keystile.services.developers import PortalInfo
 from keystile.store.listing import paginate
 from keystile.store.models import (
     ApiProduct,
+    Application,
     AuthStrategy,
     DcrProvider,
     Portal,
     PortalProductVersion,
     ProductPortal,
     ProductVersion,
+    Registration,
     Specification,
 )
 
@@ -42,6 +45,7 @@ __all__ = [
     "list_versions",
     "spec_document",
     "spec_operations",
+    "version_applications",
 ]
 
 PRODUCT_LIST_SPEC = ListSpec(
@@ -311,3 +315,54 @@ async def spec_operations(
     except (json.JSONDecodeError, yaml.YAMLError):
         document = None  # validated on upload; a row written around the API lists no operations
     return {"api_type": "openapi", "operations": operations(document)}
+
+
+VERSION_APPS_SPEC = ListSpec(
+    filters={"name": "string", "status": "string", "auth_strategy_id": "uuid"},
+    sorts=("created_at", "name"),
+)
+
+
+async def version_applications(
+    ctx: Ctx,
+    portal: PortalInfo,
+    developer_id: uuid.UUID,
+    product_id: uuid.UUID,
+    version_id: uuid.UUID,
+    query: ListQuery,
+    *,
+    unregistered: bool = False,
+) -> Page:
+    """`GET /api/v2/products/{productId}/versions/{productVersionId}/applications`: the developer's applications
+    holding a registration (any status) for this published version, or with `unregistered` those holding none.
+    `filter[status]` filters on the registration status."""
+    await _version_row(ctx, portal, product_id, version_id)
+    joined = and_(Registration.application_id == Application.id, Registration.product_version_id == version_id)
+    stmt = (
+        select(Application, Registration.id, Registration.status, AuthStrategy, DcrProvider)
+        .outerjoin(Registration, joined)
+        .join(AuthStrategy, AuthStrategy.id == Application.auth_strategy_id)
+        .outerjoin(DcrProvider, DcrProvider.id == AuthStrategy.dcr_provider_id)
+        .where(Application.developer_id == developer_id, Application.status == "active")
+        .where(Registration.id.is_(None) if unregistered else Registration.id.isnot(None))
+    )
+    cols = {
+        "name": Application.name,
+        "status": Registration.status,
+        "auth_strategy_id": Application.auth_strategy_id,
+        "created_at": Application.created_at,
+    }
+    rows, total = await paginate(ctx.session, stmt, query, cols, Application.id)
+    data = [
+        {
+            "id": str(app.id),
+            "name": app.name,
+            "registration_id": str(reg_id) if reg_id else None,
+            "registration_status": reg_status,
+            "auth_strategy": strategy_view(strategy, provider),
+            "created_at": rfc3339(app.created_at),
+            "updated_at": rfc3339(app.updated_at),
+        }
+        for app, reg_id, reg_status, strategy, provider in rows
+    ]
+    return Page(data, query.page_number, query.page_size, total)

@@ -227,3 +227,26 @@ async def test_a_dcr_patch_is_pushed_to_the_bridge_from_the_outbox_and_never_fai
     finally:
         await api.runtime.http.aclose()
         api.runtime.http = original
+
+
+async def test_applications_of_a_product_version(api):
+    world, base, app = await setup(api)
+    h = world.as_dev()
+    path = f"/api/v2/products/{world.product_id}/versions/{world.version_id}/applications"
+    unregistered = await api.client.get(path, params={"unregistered": "true"}, headers=h)
+    assert unregistered.status_code == 200, unregistered.text
+    assert [a["id"] for a in unregistered.json()["data"]] == [app["id"]]
+    assert unregistered.json()["data"][0]["registration_id"] is None
+    assert (await api.client.get(path, headers=h)).json()["data"] == []
+    reg = (await api.client.post(base, json={"product_version_id": str(world.version_id)}, headers=h)).json()
+    listed = (await api.client.get(path, headers=h)).json()
+    assert listed["meta"]["page"]["total"] == 1
+    item = listed["data"][0]
+    assert (item["id"], item["registration_id"], item["registration_status"]) == (app["id"], reg["id"], "pending")
+    assert item["auth_strategy"]["credential_type"] == "key_auth"
+    assert (await api.client.get(path, params={"filter[status]": "approved"}, headers=h)).json()["data"] == []
+    # another developer sees none of it; an unpublished or unknown version is 404
+    assert (await api.client.get(path, headers=world.as_dev(world.other))).json()["data"] == []
+    assert (await api.client.get(path)).status_code == 401
+    missing = f"/api/v2/products/{world.product_id}/versions/{uuid.uuid4()}/applications"
+    assert (await api.client.get(missing, headers=h)).status_code == 404

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from keystile.api.management.common import list_query
-from keystile.api.portal.auth import CatalogCtx, catalog_ctx
+from keystile.api.portal.auth import CatalogCtx, catalog_ctx, developer_ctx, portal_for_request
 from keystile.api.portal.schemas import (
     OperationsOut,
     ProductOut,
@@ -20,6 +20,7 @@ from keystile.api.portal.schemas import (
     SpecOut,
 )
 from keystile.services import portal_catalog
+from keystile.services.context import Ctx
 
 __all__ = ["router"]
 
@@ -88,3 +89,30 @@ async def get_product_version_spec_operations(
 ) -> Response:
     body = await portal_catalog.spec_operations(cat.ctx, cat.portal, productId, productVersionId)
     return Response(status_code=204) if body is None else JSONResponse(body)
+
+
+@router.get(
+    "/{productId}/versions/{productVersionId}/applications",
+    name="product_version.applications",
+    response_model=None,
+)
+async def get_product_version_applications(
+    productId: uuid.UUID,
+    productVersionId: uuid.UUID,
+    request: Request,
+    ctx: Ctx = Depends(developer_ctx),
+    unregistered: bool = False,
+) -> Response:
+    """The signed-in developer's applications registered (any status) for this version, or with
+    `?unregistered=true` those not registered for it."""
+    portal = await portal_for_request(request)
+    page = await portal_catalog.version_applications(
+        ctx,
+        portal,
+        request.state.developer.developer_id,
+        productId,
+        productVersionId,
+        list_query(request, portal_catalog.VERSION_APPS_SPEC),
+        unregistered=unregistered,
+    )
+    return JSONResponse(page.as_dict())
