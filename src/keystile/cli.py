@@ -97,6 +97,14 @@ def db_check() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    with_idp: Annotated[
+        bool,
+        typer.Option(
+            "--with-idp",
+            help="also serve the built-in development IdP at /idp (issuer KEYSTILE_PUBLIC_URL + /idp); not for "
+            "production",
+        ),
+    ] = False,
 ) -> None:
     """Run the control plane: Management API `/v2`, Portal API `/api/v2`, pages."""
     import uvicorn
@@ -131,7 +139,18 @@ def serve(
             f'    curl -H "Authorization: Bearer $KPAT" http://{host}:{port}/v2/dcr-providers\n',
             err=True,
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    app = create_app(settings)
+    if with_idp:
+        from keystile.idp import IdpConfig, create_idp_app
+
+        issuer = f"{settings.public_url}/idp"
+        app.mount("/idp", create_idp_app(IdpConfig(data_dir=settings.data_dir / "idp", issuer=issuer)))
+        typer.echo(
+            f"built-in development IdP at {issuer} (initial access token and admin client in "
+            f"{settings.data_dir / 'idp' / 'idp.json'})",
+            err=True,
+        )
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
 @admin_token_app.command("create")

@@ -144,3 +144,52 @@ async def test_a_revoked_token_is_refused(runtime):
         assert (await c.get("/v2/dcr-providers", headers={"Authorization": token})).status_code == 200
         await admin_tokens.revoke(runtime, uuid.UUID(tid))
         assert (await c.get("/v2/dcr-providers", headers={"Authorization": token})).status_code == 401
+
+
+def test_serve_with_the_builtin_idp_mounted(env):
+    import json
+
+    port = free_port()
+    env = {**env, "KEYSTILE_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    proc = subprocess.Popen(
+        [*KEYSTILE, "serve", "--port", str(port), "--with-idp"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        token = None
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and token is None:
+            match = re.search(r"^\s+(kpat_[A-Za-z0-9_-]{43})$", proc.stderr.readline())
+            token = match.group(1) if match else None
+        base = f"http://127.0.0.1:{port}"
+        while time.monotonic() < deadline:
+            try:
+                meta = httpx.get(f"{base}/idp/.well-known/openid-configuration")
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        assert meta.status_code == 200
+        assert meta.json()["issuer"] == f"{base}/idp"
+        facts = json.loads((Path(env["KEYSTILE_DATA_DIR"]) / "idp" / "idp.json").read_text())
+        h = {"Authorization": f"Bearer {token}"}
+        provider = httpx.post(
+            f"{base}/v2/dcr-providers",
+            headers=h,
+            json={
+                "name": "mounted",
+                "provider_type": "rfc7591",
+                "issuer": f"{base}/idp",
+                "dcr_config": {"initial_access_token": facts["initial_access_token"], "rotates_secret_on_put": True},
+            },
+        )
+        assert provider.status_code == 201, provider.text
+        verified = httpx.post(
+            f"{base}/v2/dcr-providers/{provider.json()['id']}/verify",
+            params={"trial_registration": "true"},
+            headers=h,
+            timeout=30,
+        )
+        assert verified.json()["status"] == "success", verified.json()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
