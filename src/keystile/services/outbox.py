@@ -554,6 +554,7 @@ class Runner:
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self.passes = 0  # completed passes (the start-up sweep and each round of due entries)
 
     def wake(self) -> None:
         self._wake.set()
@@ -577,15 +578,14 @@ class Runner:
             await sweep_provisioning(self.runtime)
         except Exception:  # a failed sweep must not stop the runner; the next start repeats it
             log.exception("start-up sweep of provisioning applications failed")
-        passes = 0
         while True:
             try:
                 await run_due(self.runtime)
-                if passes % PURGE_EVERY == 0:
+                if self.passes % PURGE_EVERY == 0:
                     await idempotency.purge_expired(self.runtime)
             except Exception:  # one bad pass (database away) must not end the runner; it tries again
                 log.exception("outbox pass failed")
-            passes += 1
+            self.passes += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()

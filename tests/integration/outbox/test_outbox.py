@@ -194,8 +194,11 @@ async def test_the_runner_sweeps_provisioning_rows_and_drains_the_outbox(api, id
     runner = outbox.Runner(api.runtime, interval=0.05)
     await runner.start()
     try:
-        # the test shares the runner's database connection: it waits instead of polling the table
-        await asyncio.sleep(1.0)
+        # the test shares the runner's database connection: it waits for the runner's passes instead of
+        # polling the table (two passes: the sweep queued its entry and the next round ran it)
+        deadline = asyncio.get_running_loop().time() + 30
+        while runner.passes < 2 and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 - a counter
+            await asyncio.sleep(0.05)
     finally:
         await runner.stop()
     assert [a.name for a in await app_rows(api.runtime)] == ["in flight"]
