@@ -28,7 +28,6 @@ github.com/auth0/auth0-cli/issues/1408.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Collection
 from typing import Any, ClassVar
 
@@ -152,22 +151,6 @@ class Auth0Provider(BaseProvider):
             token = await self.management_token(operation, force_refresh=True)
         raise AssertionError("unreachable: the repeated call returns or raises")  # pragma: no cover
 
-    def _json_list(self, response: httpx.Response, operation: str) -> list[Any]:
-        try:
-            body = json.loads(response.content)
-        except ValueError as exc:
-            raise self.error(
-                operation, status=response.status_code, code="invalid_response", description="the answer is not JSON"
-            ) from exc
-        if not isinstance(body, list):
-            raise self.error(
-                operation,
-                status=response.status_code,
-                code="invalid_response",
-                description="the answer is not a JSON array",
-            )
-        return body
-
     # -- register --------------------------------------------------------------------------------------------
 
     def client_body(self, app: AppMetadata) -> dict[str, Any]:
@@ -263,7 +246,7 @@ class Auth0Provider(BaseProvider):
         )
         grant_ids = [
             str(g["id"])
-            for g in self._json_list(listed, "deregister")
+            for g in self.json_list(listed, "deregister")
             if isinstance(g, dict) and g.get("client_id") == ref.client_id and g.get("id")
         ]
         await self._delete_client("deregister", ref.client_id, grant_ids)
@@ -328,7 +311,7 @@ class Auth0Provider(BaseProvider):
                 }
             )
             response = await self._call("list_clients", "GET", f"/clients?{query}", idempotent=True)
-            rows = self._json_list(response, "list_clients")
+            rows = self.json_list(response, "list_clients")
             for row in rows:
                 if not isinstance(row, dict) or not isinstance(row.get("client_id"), str):
                     continue

@@ -677,6 +677,27 @@ class BaseProvider:
             },
         )
 
+    def json_list(self, response: httpx.Response, operation: str) -> list[Any]:
+        """The answer as a JSON array (list endpoints).
+
+        Raises:
+            ProviderError: `invalid_response` when the body is not JSON or not an array.
+        """
+        try:
+            body = json.loads(response.content)
+        except ValueError as exc:
+            raise self.error(
+                operation, status=response.status_code, code="invalid_response", description="the answer is not JSON"
+            ) from exc
+        if not isinstance(body, list):
+            raise self.error(
+                operation,
+                status=response.status_code,
+                code="invalid_response",
+                description="the answer is not a JSON array",
+            )
+        return body
+
     def json_object(
         self,
         response: httpx.Response,

@@ -213,7 +213,7 @@ class OktaProvider(BaseProvider):
         """
         url = f"{self._clients_url()}?{httpx.QueryParams({'q': name, 'limit': str(_PAGE_LIMIT)})}"
         found = await self._call("register", "GET", url, idempotent=True)
-        rows = self._json_list(found, "register")
+        rows = self.json_list(found, "register")
         match = next((row for row in rows if isinstance(row, dict) and row.get("client_name") == name), None)
         if match is None or not isinstance(match.get("client_id"), str):
             self._refuse("register", refusal, idempotent=False)
@@ -259,7 +259,7 @@ class OktaProvider(BaseProvider):
         """
         try:
             listed = await self._call(operation, "GET", self._secrets_url(client_id), idempotent=True)
-            rows = self._json_list(listed, operation)
+            rows = self.json_list(listed, operation)
         except ProviderError as exc:
             logger.warning("okta %s: the id of the new client secret could not be read: %s", operation, exc)
             return None
@@ -284,7 +284,7 @@ class OktaProvider(BaseProvider):
                 needs_probe=False,
             )
         listed = await self._call("rotate_secret", "GET", self._secrets_url(ref.client_id), idempotent=True)
-        previous = [str(s["id"]) for s in self._json_list(listed, "rotate_secret") if isinstance(s, dict) and "id" in s]
+        previous = [str(s["id"]) for s in self.json_list(listed, "rotate_secret") if isinstance(s, dict) and "id" in s]
         response = await self._call(
             "rotate_secret", "POST", self._secrets_url(ref.client_id), idempotent=False, json_body={}
         )
@@ -335,22 +335,6 @@ class OktaProvider(BaseProvider):
 
     # -- list ------------------------------------------------------------------------------------------------
 
-    def _json_list(self, response: httpx.Response, operation: str) -> list[Any]:
-        try:
-            body = json.loads(response.content)
-        except ValueError as exc:
-            raise self.error(
-                operation, status=response.status_code, code="invalid_response", description="the answer is not JSON"
-            ) from exc
-        if not isinstance(body, list):
-            raise self.error(
-                operation,
-                status=response.status_code,
-                code="invalid_response",
-                description="the answer is not a JSON array",
-            )
-        return body
-
     async def list_clients(self) -> AsyncIterator[IdpClient]:
         """Every client whose name carries keystile's tag, following `Link: <…>; rel="next"`.
 
@@ -360,7 +344,7 @@ class OktaProvider(BaseProvider):
         url: str | None = f"{self._clients_url()}?limit={_PAGE_LIMIT}"
         while url is not None:
             response = await self._call("list_clients", "GET", url, idempotent=True)
-            for row in self._json_list(response, "list_clients"):
+            for row in self.json_list(response, "list_clients"):
                 if not isinstance(row, dict):
                     continue
                 name = row.get("client_name")
