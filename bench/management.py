@@ -37,21 +37,22 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[str], str, str]:
+def start_server(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    """`keystile serve` on a free port, its log in `log_path`; (process, base URL, first admin token)."""
     port = free_port()
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "keystile.cli", "serve", "--port", str(port)],
         env={**env, "KEYSTILE_LOG_LEVEL": "WARNING"},
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=log,
     )
-    assert proc.stderr is not None
+    log.close()
     token = ""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not token:
-        match = re.search(r"^\s+(kpat_\S{43})$", proc.stderr.readline())
-        if match:
-            token = match.group(1)
+        match = re.search(r"^\s+(kpat_\S{43})$", log_path.read_text(errors="replace"), re.M)
+        token = match.group(1) if match else ""
+        time.sleep(0.1)
     base = f"http://127.0.0.1:{port}"
     while time.monotonic() < deadline:
         try:
@@ -72,7 +73,7 @@ async def timed(client: httpx.AsyncClient, method: str, url: str, **kw: object) 
 
 
 async def run_backend(name: str, env: dict[str, str], rows: int, concurrency: int) -> list[str]:
-    proc, base, token = start_server(env)
+    proc, base, token = start_server(env, Path(env["KEYSTILE_DATA_DIR"]).parent / f"{name}.log")
     out: list[str] = []
     try:
         headers = {"Authorization": f"Bearer {token}"}
@@ -152,7 +153,7 @@ async def run_backend(name: str, env: dict[str, str], rows: int, concurrency: in
             )
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
+        proc.wait(timeout=30)
     return out
 
 

@@ -67,9 +67,12 @@ async def admin_ctx(request: Request) -> AsyncIterator[Ctx]:
     trace = getattr(request.state, "trace_id", None)
     ip = client_ip(request)
     readonly = request.method in ("GET", "HEAD")
-    async with rt.unit(ANONYMOUS, trace, ip, readonly=readonly) as ctx:
-        ctx.actor = actor = await admin_actor(request, ctx.session)
-        if not readonly:
+    # A read-only unit must not write: the token's last use is then recorded in a short session of its own
+    # (on SQLite a deferred read transaction cannot become a writer while another one writes).
+    actor = await admin_actor(request) if readonly else None
+    async with rt.unit(actor or ANONYMOUS, trace, ip, readonly=readonly) as ctx:
+        if actor is None:
+            ctx.actor = actor = await admin_actor(request, ctx.session)
             # end the authentication read before the change starts: the change's transaction (and anything
             # committed beside it, such as an Idempotency-Key claim) must not depend on it
             await ctx.session.commit()
