@@ -64,5 +64,8 @@ unit: deps ## the test suite without lint (faster loop)
 bench: deps ## benchmarks (see bench/README.md)
 	@for b in bench/*.py; do echo "== $$b"; $(RUN) python $$b || exit 1; done
 
+soak: deps ## soak the whole flow against `keystile demo` (10 minutes; MINUTES=2 for a short run)
+	@$(RUN) python bench/soak.py --minutes $(or $(MINUTES),10)
+
 clean: ## remove caches and local state
 	rm -rf .venv $(TOOLS) .pytest_cache .mypy_cache .ruff_cache keystile-data keystile-gateway keystile-demo test-artifacts
