@@ -256,16 +256,6 @@ def _app_ids(dev: httpx.Client) -> set[str]:
         page += 1
 
 
-# Known bug (services/installation.py, not this test's area): `installation.ensure` inserts the installation row and
-# the default portal outside the migration lock, so two replicas on an EMPTY database can both insert them and one
-# exits with a UniqueViolation (on installation_pkey, or on the portals name when that row is flushed first).
-# Seen in 3 of the first 7 simultaneous starts here, then in none of the next 17.
-
-
-def _lost_start_race(log: str) -> bool:
-    return "UniqueViolation" in log and ("installation" in log or "portals" in log)
-
-
 def test_replicas_start_together(cluster: Cluster) -> None:
     """Two replicas started at the same moment on an empty database both come up (the migration advisory lock)."""
     c = cluster
@@ -277,8 +267,6 @@ def test_replicas_start_together(cluster: Cluster) -> None:
         for name in sorted(pending):
             if c.procs[name].poll() is not None:
                 log = c.log(name).read_text()
-                if _lost_start_race(log):
-                    pytest.xfail(f"{name} lost the first-start installation/default-portal race (known bug)")
                 pytest.fail(f"{name} exited with {c.procs[name].returncode}:\n{log[-3000:]}")
             try:
                 if httpx.get(c.url(name) + "/api/v2/portal", timeout=1).status_code == 200:

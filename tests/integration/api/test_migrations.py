@@ -102,3 +102,59 @@ def utcnow_():
     from keystile.store.types import utcnow
 
     return utcnow()
+
+
+async def test_replicas_initialising_an_empty_database_together_agree(tmp_path, testrun_uid, monkeypatch):
+    """Two control planes starting at once on an empty PostgreSQL database: both `ensure` calls succeed and
+    see one installation row and one default portal (both read "no row" before either commits)."""
+    import asyncio
+
+    from keystile.services import portals
+
+    barrier = asyncio.Barrier(2)
+    real_create_default = portals.create_default
+
+    async def create_default_in_step(session):
+        await barrier.wait()  # both replicas have read "no installation row" by now
+        return await real_create_default(session)
+
+    monkeypatch.setattr(portals, "create_default", create_default_in_step)
+
+    import httpx
+    from sqlalchemy import func, select
+
+    from keystile.services import installation
+    from keystile.services.context import Runtime
+    from keystile.settings import Settings
+    from keystile.store import migrate
+    from keystile.store.db import create_engine, session_factory
+    from keystile.store.models import Installation, Portal
+    from keystile.store.vault import Vault
+    from tests.database import TEST_KEY, create_pg_database, drop_pg_database
+
+    name = f"keystile_test_race_{testrun_uid[:8]}"
+    url = create_pg_database(name)
+    engines = [create_engine(url, pool_size=1, max_overflow=0) for _ in range(2)]
+    try:
+        await migrate.upgrade(engines[0])
+        runtimes = [
+            Runtime(
+                Settings(data_dir=tmp_path, database_url=url),
+                e,
+                session_factory(e),
+                Vault(TEST_KEY),
+                httpx.AsyncClient(),
+            )
+            for e in engines
+        ]
+        rows = await asyncio.gather(*(installation.ensure(rt) for rt in runtimes))
+        assert rows[0].organization_id == rows[1].organization_id
+        async with runtimes[0].sessions() as s:
+            assert (await s.execute(select(func.count()).select_from(Installation))).scalar() == 1
+            assert (await s.execute(select(func.count()).select_from(Portal))).scalar() == 1
+        for rt in runtimes:
+            await rt.http.aclose()
+    finally:
+        for e in engines:
+            await e.dispose()
+        drop_pg_database(name)
