@@ -46,11 +46,19 @@ async def read_json(request: Request, *, max_bytes: int = MAX_BODY, required: bo
     except UnicodeDecodeError as exc:
         raise ValidationError.single("body", "invalid", f"the body is not UTF-8 (byte {exc.start})") from exc
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValidationError.single("body", "invalid", describe_json_error(exc)) from exc
     except RecursionError as exc:  # arrays or objects nested deeper than the parser's recursion limit
         raise ValidationError.single("body", "invalid", "the JSON body nests arrays or objects too deeply") from exc
+    if "\\u" in text:  # only an escape can spell a lone surrogate; the UTF-8 decode above refused raw ones
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValidationError.single(
+                "body", "invalid", "a string holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not text"
+            ) from exc
+    return value
 
 
 def _open_brackets(doc: str, end: int) -> list[str]:

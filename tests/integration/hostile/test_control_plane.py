@@ -170,3 +170,16 @@ async def test_path_traversal_at_the_control_plane_reaches_nothing(api) -> None:
             assert "[project]" not in response.text
     assert (await api.client.get(f"/v2/api-products/{pid}")).status_code == 200
     assert await db_state(api.runtime) == before
+
+
+async def test_lone_surrogate_escapes_get_400_and_change_nothing(api) -> None:
+    """JSON may spell `\\ud800` alone, but no UTF-8 text (nor PostgreSQL) can hold it: refused as the body's fault."""
+    dev = await approved_developer(api.runtime)
+    before = await db_state(api.runtime)
+    for url, headers in (("/v2/api-products", {}), ("/api/v2/applications", dev.bearer)):
+        for raw in (b'{"name": "\\ud800"}', b'{"name": "ok", "labels": {"\\udfff": "x"}}'):
+            r = await api.client.post(url, content=raw, headers={**headers, "Content-Type": "application/json"})
+            problem = _problem(r, 400)
+            assert problem["invalid_parameters"][0]["field"] == "body"
+            assert "surrogate" in problem["invalid_parameters"][0]["reason"]
+    assert await db_state(api.runtime) == before
