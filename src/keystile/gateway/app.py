@@ -34,6 +34,7 @@ from keystile.gateway.auth import Authenticator
 from keystile.gateway.idp import IdpClient
 from keystile.gateway.metrics import GatewayMetrics
 from keystile.gateway.server import Gateway, ServerOptions
+from keystile.gateway.shared import SharedTokens
 from keystile.gateway.state import CONFIG_FILE, node_id, read_last_known_good, write_atomic
 from keystile.gateway.status import build_status_app
 from keystile.gateway.sync import ConfigSync
@@ -136,6 +137,7 @@ class GatewayNode:
         self._access_log = AccessLog(access_log_stream, enabled=options.access_log)
         self._ssl = _ssl_context(options.ca_file)
         self._client: httpx.AsyncClient | None = None
+        self._shared: SharedTokens | None = None
         self.gateway: Gateway | None = None
         self.sync: ConfigSync | None = None
         self._sync_task: asyncio.Task[None] | None = None
@@ -212,7 +214,11 @@ class GatewayNode:
         )
         if self.role != "supervisor":
             idp = IdpClient(self._client, self.metrics)
-            authenticator = Authenticator(idp, self.metrics, insecure_cookies=opts.insecure_cookies)
+            if opts.redis_url:
+                self._shared = SharedTokens(opts.redis_url, self.metrics)
+            authenticator = Authenticator(
+                idp, self.metrics, insecure_cookies=opts.insecure_cookies, shared=self._shared
+            )
             self.gateway = Gateway(
                 options=ServerOptions(
                     max_body_size=opts.max_body_size,
@@ -301,6 +307,10 @@ class GatewayNode:
             "routes": snapshot_routes,
             "applications": snapshot_apps,
             "workers": max(1, len(self.worker_pids)),
+            # Redis shared token cache: off, or its state in this process (the supervisor's workers hold it)
+            "shared_cache": None
+            if not self.options.redis_url
+            else (self._shared.state if self._shared is not None else "workers"),
         }
 
     async def _start_status(self) -> None:
@@ -326,6 +336,8 @@ class GatewayNode:
             await self._status_runner.cleanup()
         if self._client is not None:
             await self._client.aclose()
+        if self._shared is not None:
+            await self._shared.close()
         self._access_log.flush()
         self._stopped.set()
 

@@ -24,6 +24,7 @@ from keystile.gateway.idp import IdpClient, IdpUnavailableError
 from keystile.gateway.metrics import GatewayMetrics
 from keystile.gateway.responses import IDP_UNAVAILABLE
 from keystile.gateway.session import MAX_COOKIE_BYTES, SessionData, decode_session, encode_session
+from keystile.gateway.shared import SharedTokens
 from keystile.gateway.tables import AppEntry, CompiledRoute, CompiledStrategy, GatewayConfig
 from keystile.oidc.tokens import LEEWAY_SECONDS, TokenInvalidError, UnverifiedToken, parse_unverified, verify_jwt
 
@@ -116,10 +117,11 @@ class Authenticator:
         *,
         insecure_cookies: bool = False,
         clock: Callable[[], float] = time.time,
+        shared: SharedTokens | None = None,
     ) -> None:
         self.idp = idp
         self.metrics = metrics
-        self.exchanges = ExchangeCache(idp, metrics, clock=clock)
+        self.exchanges = ExchangeCache(idp, metrics, clock=clock, shared=shared)
         self._clock = clock
         self._secure = not insecure_cookies
         # sha256(token) -> (claims, the strategy settings object it was verified under, exp)
@@ -246,7 +248,9 @@ class Authenticator:
         if app is None or strategy is None:
             raise self._reject(route, "unknown_app", "client_credentials")
         try:
-            access_token, expires_at = await self.exchanges.token(strategy, app, client_id, secret)
+            access_token, expires_at = await self.exchanges.token(
+                strategy, app, client_id, secret, shared_key=config.shared_key
+            )
         except SecretRejectedError:
             raise self._reject(route, "bad_secret", "client_credentials", app_id=app.id) from None
         except IdpUnavailableError as exc:

@@ -80,8 +80,8 @@ def build_options(
                 networks.append(ipaddress.ip_network(item.strip(), strict=False))
             except ValueError as exc:
                 raise typer.BadParameter(f"--trusted-proxies: {item!r} is not a CIDR") from exc
-    if redis_url:
-        typer.echo("warning: --redis-url is not supported by this gateway yet; caches stay per worker", err=True)
+    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise typer.BadParameter("--redis-url must be a redis://, rediss:// or unix:// URL")
     return GatewayOptions(
         control_plane=control_plane,
         token=token,

@@ -6,6 +6,8 @@ the one it started with.
 
 from __future__ import annotations
 
+import base64
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -16,6 +18,8 @@ from urllib.parse import quote, urlsplit
 from keystile.domain.snapshot import KeyAuthStrategy, OpenIdConnectStrategy, Route, Snapshot
 from keystile.gateway.routes import Router, normalize_path
 from keystile.gateway.session import derive_session_key
+
+log = logging.getLogger("keystile.gateway.tables")
 
 __all__ = ["AppEntry", "CompiledRoute", "CompiledStrategy", "ConfigSource", "GatewayConfig", "KeyEntry", "build_config"]
 
@@ -102,6 +106,7 @@ class GatewayConfig:
     keys: dict[tuple[str, str], KeyEntry]
     client_ids: dict[tuple[str, str], AppEntry]
     routes: list[CompiledRoute] = field(default_factory=list)
+    shared_key: bytes | None = None  # the installation's shared_cache_key: encrypts what gateways share in Redis
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -243,4 +248,19 @@ def build_config(snapshot: Snapshot, source: ConfigSource) -> GatewayConfig:
         keys=keys,
         client_ids=client_ids,
         routes=routes,
+        shared_key=_shared_key(snapshot.shared_cache_key),
     )
+
+
+def _shared_key(value: str | None) -> bytes | None:
+    """The 32-byte key from the snapshot's base64 `shared_cache_key`; None (nothing shared) when absent or malformed."""
+    if not value:
+        return None
+    try:
+        key = base64.b64decode(value, validate=True)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        log.error("the snapshot's shared_cache_key is not 32 bytes of base64; gateways will not share token caches")
+        return None
+    return key

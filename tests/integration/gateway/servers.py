@@ -106,6 +106,7 @@ class FakeIdp:
     opaque: dict[str, dict[str, Any]] = field(default_factory=dict)
     expires_in: int = 300
     token_status: int | None = None  # force an answer status (429, 500)
+    token_delay: float = 0.0  # seconds the token endpoint takes to answer
     jwks_max_age: int | None = None
 
     @property
@@ -195,6 +196,8 @@ class FakeIdp:
         self.calls["token"] += 1
         form = dict(await request.post())
         self.token_requests.append({"form": form, "authorization": request.headers.get("Authorization")})
+        if self.token_delay:
+            await asyncio.sleep(self.token_delay)
         if self.token_status is not None:
             return web.json_response(
                 {"error": "temporarily_unavailable"}, status=self.token_status, headers={"Retry-After": "7"}

@@ -56,6 +56,7 @@ def test_build_options() -> None:
     assert opts.trusted_proxies == [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128")]
     assert opts.max_body_size == 10 * 1024**2
     assert _opts(control_plane="https://cp.example.com", token="kdp_x").control_plane == "https://cp.example.com"
+    assert _opts(config=Path("x.json"), redis_url="rediss://cache:6380/0").redis_url == "rediss://cache:6380/0"
 
 
 @pytest.mark.parametrize(
@@ -68,6 +69,7 @@ def test_build_options() -> None:
         ({"config": Path("x.json"), "workers": 0}, "--workers"),
         ({"config": Path("x.json"), "trusted_proxies": "nonsense"}, "CIDR"),
         ({"config": Path("x.json"), "max_body_size": "lots"}, "size"),
+        ({"config": Path("x.json"), "redis_url": "127.0.0.1:6379"}, "redis://"),
     ],
 )
 def test_refused(overrides, message: str) -> None:
