@@ -3,13 +3,15 @@ lets both start), two gateways each following one replica, the built-in IdP and 
 processes on loopback.
 
 Proves: an application created through either control plane reaches BOTH gateways within the feed's second (2 s
-allowed on shared machines); SIGKILLing a control plane loses no acknowledged create; the gateways keep serving
-through a control-plane restart and pick up changes again afterwards."""
+allowed on shared machines); the gateways, sharing Redis, make one client-credentials exchange per client between
+them; SIGKILLing a control plane loses no acknowledged create; the gateways keep serving through a control-plane
+restart and pick up changes again afterwards."""
 
 from __future__ import annotations
 
 import base64
 import email
+import json
 import os
 import signal
 import socket
@@ -26,7 +28,9 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
+from tests.conftest import missing_service
 from tests.database import create_pg_database, drop_pg_database, pg_database_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -34,6 +38,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 XRW = {"X-Requested-With": "tests"}
 PASSWORD = "cluster-password-1234"
 REACH_S = 2.0  # the contract says 1 s; shared CI machines get some slack
+REDIS_URL = os.environ.get("KEYSTILE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _free_port() -> int:
@@ -235,6 +240,123 @@ def _make_app(dev: httpx.Client, facts: dict[str, str], name: str) -> tuple[str,
     return app["id"], key["credential"]
 
 
+def _seed_client_credentials(admin: httpx.Client, c: Cluster) -> dict[str, str]:
+    """An rfc7591 DCR provider on the built-in IdP, an openid_connect strategy on it, and a product version at
+    `/echo-cc` that offers it (one strategy per published version)."""
+    idp = json.loads((c.root / "idp" / "idp.json").read_text())
+    provider = _ok(
+        admin.post(
+            "/v2/dcr-providers",
+            json={
+                "name": "Built-in IdP",
+                "provider_type": "rfc7591",
+                "issuer": idp["issuer"],
+                "dcr_config": {
+                    "initial_client_id": idp["admin_client_id"],
+                    "initial_client_secret": idp["admin_client_secret"],
+                    "initial_client_scope": "dcr",
+                },
+            },
+        ),
+        "provider",
+    )
+    strategy = _ok(
+        admin.post(
+            "/v2/application-auth-strategies",
+            json={
+                "name": "Cluster client credentials",
+                "display_name": "OAuth",
+                "strategy_type": "openid_connect",
+                "dcr_provider_id": provider["id"],
+                "configs": {
+                    "openid-connect": {
+                        "issuer": idp["issuer"],
+                        "credential_claim": ["client_id"],
+                        "scopes": ["read"],
+                        "auth_methods": ["client_credentials"],
+                    }
+                },
+            },
+        ),
+        "oidc strategy",
+    )
+    portal = _ok(admin.get("/v2/portals", params={"filter[name]": "default"}), "portal")["data"][0]
+    product = _ok(admin.get("/v2/api-products", params={"filter[name]": "Echo"}), "product")["data"][0]
+    version = _ok(
+        admin.post(
+            f"/v2/api-products/{product['id']}/product-versions",
+            json={"name": "v2", "gateway_service": {"upstream_url": c.url("upstream"), "paths": ["/echo-cc"]}},
+        ),
+        "oauth version",
+    )
+    _ok(
+        admin.post(
+            f"/v2/portals/{portal['id']}/product-versions",
+            json={
+                "product_version_id": version["id"],
+                "publish_status": "published",
+                "application_registration_enabled": True,
+                "auto_approve_registration": True,
+                "deprecated": False,
+                "auth_strategy_ids": [strategy["id"]],
+            },
+        ),
+        "publish the oauth version",
+    )
+    return {"strategy": strategy["id"], "version": version["id"]}
+
+
+def _make_dcr_app(dev: httpx.Client, facts: dict[str, str], name: str) -> tuple[str, str]:
+    """A DCR application (client registered at the IdP) with an approved registration; returns (client id, secret)."""
+    app = _ok(dev.post("/api/v2/applications", json={"name": name, "auth_strategy_id": facts["strategy"]}), "app")
+    reg = _ok(
+        dev.post(f"/api/v2/applications/{app['id']}/registrations", json={"product_version_id": facts["version"]}),
+        "registration",
+    )
+    assert reg["status"] == "approved"
+    return app["credentials"]["client_id"], app["credentials"]["client_secret"]
+
+
+def _status(status_url: str) -> dict[str, Any]:
+    return _ok(httpx.get(f"{status_url}/status", timeout=5), "gateway status")
+
+
+def _token_calls(status_url: str) -> float:
+    """Token-endpoint calls this gateway made, from its own metrics."""
+    text = httpx.get(f"{status_url}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("keystile_gateway_idp_requests_total{") and 'kind="token"' in line
+    )
+
+
+def _burst(gateways: tuple[str, ...], clients: list[tuple[str, str]], per_gateway: int) -> dict[int, int]:
+    """Every client calls every gateway `per_gateway` times, all at once (threads released together)."""
+    start = threading.Barrier(len(gateways) * len(clients) * per_gateway)
+    codes: list[int] = []
+
+    def call(gateway: str, client_id: str, secret: str) -> None:
+        start.wait(timeout=30)
+        r = httpx.get(f"{gateway}/echo-cc/hello", auth=(client_id, secret), timeout=15)
+        codes.append(r.status_code)
+
+    threads = [
+        threading.Thread(target=call, args=(gw, cid, secret))
+        for gw in gateways
+        for cid, secret in clients
+        for _ in range(per_gateway)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    out: dict[int, int] = {}
+    for code in codes:
+        out[code] = out.get(code, 0) + 1
+    return out
+
+
 def _serves(gateway: str, key: str) -> Callable[[], bool]:
     def check() -> bool:
         try:
@@ -283,7 +405,10 @@ def test_replicas_start_together(cluster: Cluster) -> None:
 
 def test_two_control_planes_two_gateways(cluster: Cluster) -> None:
     c = cluster
-    # the idp is not used by key-auth, but the cluster runs it as deployments do (and a later fault test uses it)
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        missing_service(f"Redis at {REDIS_URL}: {exc}")
     c.start("upstream", [sys.executable, "-m", "keystile.demo.upstream", "--port", str(c.ports["upstream"])], c.env)
     c.start("idp", _keystile("idp", "serve", "--port", str(c.ports["idp"]), "--data-dir", str(c.root / "idp")), c.env)
     # one replica first (test_replicas_start_together covers the simultaneous start), then the second
@@ -308,6 +433,7 @@ def test_two_control_planes_two_gateways(cluster: Cluster) -> None:
     for gw, cp, st in (("gw_a", "cp_a", "st_a"), ("gw_b", "cp_b", "st_b")):
         args = ["gateway", "--control-plane", c.url(cp), "--listen", f"127.0.0.1:{c.ports[gw]}"]
         args += ["--status-listen", f"127.0.0.1:{c.ports[st]}", "--state-dir", str(c.root / gw)]
+        args += ["--redis-url", REDIS_URL]
         c.start(gw, _keystile(*args), gw_env)
     for gw, st in (("gw_a", "st_a"), ("gw_b", "st_b")):
         c.wait_http(gw, c.url(st) + "/status/ready")
@@ -328,6 +454,23 @@ def test_two_control_planes_two_gateways(cluster: Cluster) -> None:
                 assert took is not None, f"an app made through {label} did not reach {gateway} within {REACH_S} s"
             assert time.monotonic() - acked <= REACH_S
             print(f"through {label}: both gateways serve the new app {time.monotonic() - acked:.2f} s after the ack")
+
+        # 1b. client credentials through both gateways at once: one IdP exchange per client for the whole fleet
+        with httpx.Client(base_url=c.url("cp_b"), headers=admin_headers, timeout=30) as admin:
+            oauth = _seed_client_credentials(admin, c)
+        clients = [_make_dcr_app(dev_a, oauth, f"cc-{i}") for i in range(3)]
+        statuses = (c.url("st_a"), c.url("st_b"))
+        expected = len(_app_ids(dev_a))
+        for status in statuses:
+            assert _wait_for(lambda s=status: _status(s)["applications"] == expected, timeout=REACH_S) is not None
+        assert [_status(s)["shared_cache"] for s in statuses] == ["unknown", "unknown"]  # no exchange yet
+        before = sum(_token_calls(s) for s in statuses)
+        answers = _burst(gateways, clients, per_gateway=8)
+        assert answers == {200: len(clients) * len(gateways) * 8}, answers
+        exchanges = sum(_token_calls(s) for s in statuses) - before
+        print(f"{sum(answers.values())} concurrent client-credentials calls on 2 gateways: {exchanges} IdP exchanges")
+        assert exchanges == len(clients)
+        assert [_status(s)["shared_cache"] for s in statuses] == ["ok", "ok"]
 
         # 2. SIGKILL control plane A while creates flow through it: every acknowledged create survives
         acknowledged: list[str] = []
