@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter
 from starlette.datastructures import FormData
@@ -18,14 +19,14 @@ from keystile.services.developers import PortalInfo, SignedIn
 from keystile.web import openapi, security
 from keystile.web.common import form_text, list_query, page_number, parse_id, read_form, runtime, unit
 from keystile.web.rendering import Form, LoginRequired, comma_list, page, redirect, render, strip_indices
+from keystile.web.renewal import Renewals
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 
 ACCESS_COOKIE = security.DEV_ACCESS_COOKIE
-REFRESH_COOKIE = "portalrefreshtoken"
-REFRESH_PATH = "/api/v2/developer/refresh"
+REFRESH_COOKIE = security.DEV_REFRESH_COOKIE
 CREDENTIAL_LIST_SPEC = ListSpec(filters={}, sorts=("created_at",))
 PUBLIC = "This portal is public and has no developer accounts"
 
@@ -58,16 +59,83 @@ async def _portal(request: Request) -> PortalInfo:
     return portal
 
 
+def _renewals(request: Request) -> Renewals:
+    """This process's page session renewals (created on first use; see `web/renewal.py`)."""
+    state = request.app.state
+    found = getattr(state, "page_renewals", None)
+    if not isinstance(found, Renewals):
+        found = Renewals()
+        state.page_renewals = found
+    return found
+
+
 async def _developer(request: Request, portal: PortalInfo) -> SignedIn | None:
+    """The signed-in developer of this request, renewing an expired (or missing) access token from the refresh
+    cookie the way `POST /api/v2/developer/refresh` does (the new cookies go on this request's response).
+
+    When a session cookie was sent but no session can be had from it, `request.state.session_ended` is set and the
+    cookies are cleared, so the sign-in page can say why the developer is there.
+    """
+    if portal.is_public:
+        return None
+    rt = runtime(request)
     token = request.cookies.get(ACCESS_COOKIE)
-    if not token or portal.is_public:
+    if token:
+        try:
+            who = await developers.session_for_token(rt, portal, token)
+        except e.AuthenticationError:
+            pass
+        else:
+            request.state.developer = who
+            return who
+    refresh_token = request.cookies.get(REFRESH_COOKIE)
+    if not refresh_token:
+        if token:
+            _session_ended(request, portal)
         return None
+
+    async def refresh() -> developers.SessionTokens:
+        async with unit(request, _anon()) as ctx:
+            return await developers.refresh(ctx, portal, refresh_token)
+
     try:
-        who = await developers.session_for_token(runtime(request), portal, token)
+        tokens = await _renewals(request).renew(str(portal.id), refresh_token, refresh)
+        who = await developers.session_for_token(rt, portal, tokens.access_token)
     except e.AuthenticationError:
+        _session_ended(request, portal)
         return None
+    security.set_developer_session(request, portal, tokens)
+    security.renew_portal_csrf(request)
     request.state.developer = who
     return who
+
+
+def _session_ended(request: Request, portal: PortalInfo) -> None:
+    request.state.session_ended = True
+    security.clear_developer_session(request, portal)
+
+
+def _return_path(request: Request) -> str | None:
+    """Where the developer was: this page for a GET, the page the form was on (same-origin `Referer`) for a POST."""
+    if request.method in ("GET", "HEAD"):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    else:
+        referer = urlsplit(request.headers.get("referer", ""))
+        if not referer.path or referer.netloc.lower() != request.headers.get("host", "").lower():
+            return None
+        target = referer.path + (f"?{referer.query}" if referer.query else "")
+    return target if _safe_next(target) == target and target != "/" else None
+
+
+def _login_required(request: Request) -> LoginRequired:
+    """The redirect to the sign-in page with `next` back here and, when a session just ended, `expired`."""
+    params: dict[str, str] = {}
+    target = _return_path(request)
+    if target:
+        params["next"] = target
+    if getattr(request.state, "session_ended", False):
+        params["expired"] = "1" if request.method in ("GET", "HEAD") else "form"
+    return LoginRequired("/login" + (f"?{urlencode(params, safe='/')}" if params else ""))
 
 
 async def _signed_in(request: Request) -> tuple[PortalInfo, SignedIn]:
@@ -76,10 +144,7 @@ async def _signed_in(request: Request) -> tuple[PortalInfo, SignedIn]:
         raise e.PermissionDeniedError(PUBLIC)
     who = await _developer(request, portal)
     if who is None:
-        target = "/login"
-        if request.method == "GET":
-            target += "?next=" + request.url.path
-        raise LoginRequired(target)
+        raise _login_required(request)
     return portal, who
 
 
@@ -91,36 +156,9 @@ def _anon() -> Actor:
     return Actor("developer", None, None)
 
 
-def _secure(request: Request, portal: PortalInfo) -> bool:
-    return not runtime(request).settings.dev_mode or portal.custom_client_domain is not None
-
-
-def _set_session(request: Request, response: Response, portal: PortalInfo, tokens: developers.SessionTokens) -> None:
-    """The same cookies as `POST /api/v2/developer/authenticate` (portal-api.md §1), so pages and API share it."""
-    samesite = "none" if portal.custom_client_domain else "lax"
-    for name, value, ttl, path in (
-        (ACCESS_COOKIE, tokens.access_token, developers.ACCESS_TTL, "/"),
-        (REFRESH_COOKIE, tokens.refresh_token, developers.REFRESH_TTL, REFRESH_PATH),
-    ):
-        response.set_cookie(
-            name,
-            value,
-            max_age=int(ttl.total_seconds()),
-            path=path,
-            secure=_secure(request, portal),
-            httponly=True,
-            samesite=samesite,  # type: ignore[arg-type]
-        )
-
-
-def _clear_session(request: Request, response: Response, portal: PortalInfo) -> None:
-    samesite = "none" if portal.custom_client_domain else "lax"
-    for name, path in ((ACCESS_COOKIE, "/"), (REFRESH_COOKIE, REFRESH_PATH)):
-        response.delete_cookie(name, path=path, secure=_secure(request, portal), httponly=True, samesite=samesite)  # type: ignore[arg-type]
-
-
 def _safe_next(value: str) -> str:
-    return value if value.startswith("/") and not value.startswith("//") and "\\" not in value else "/apps"
+    ok = value.startswith("/") and not value.startswith("//") and "\\" not in value
+    return value if ok and not any(c in value for c in "\t\r\n") else "/apps"
 
 
 # ---- account ---------------------------------------------------------------------------------------------
@@ -239,9 +277,9 @@ async def login(request: Request) -> Response:
     except (e.ValidationError, e.ThrottledError) as exc:
         form.fail(exc, lambda f: "email" if f == "username" else f)
         return render(request, "portal/login.html", {"form": form}, status=400)
-    response = redirect(_safe_next(str(form.value("next", "/apps"))))
-    _set_session(request, response, portal, tokens)
-    return response
+    security.set_developer_session(request, portal, tokens)
+    security.rotate_portal_csrf(request)
+    return redirect(_safe_next(str(form.value("next", "/apps"))))
 
 
 @router.post("/logout")
@@ -251,9 +289,9 @@ async def logout(request: Request) -> Response:
     await read_form(request)
     async with unit(request, _anon()) as ctx:
         await developers.logout(ctx, portal, request.cookies.get(ACCESS_COOKIE), request.cookies.get(REFRESH_COOKIE))
-    response = redirect("/login")
-    _clear_session(request, response, portal)
-    return response
+    security.clear_developer_session(request, portal)
+    security.rotate_portal_csrf(request)
+    return redirect("/login")
 
 
 @router.get("/forgot-password")
@@ -286,7 +324,7 @@ async def _catalog(request: Request) -> tuple[PortalInfo, SignedIn | None, Actor
     portal = await _portal(request)
     who = await _developer(request, portal)
     if not portal.is_public and who is None:
-        raise LoginRequired("/login" + ("" if request.url.path == "/" else "?next=" + request.url.path))
+        raise _login_required(request)
     return portal, who, (_dev_actor(who) if who else _anon())
 
 

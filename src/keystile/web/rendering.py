@@ -206,33 +206,36 @@ def page(handler: Callable[P, Awaitable[Response]]) -> Callable[P, Awaitable[Res
         if not isinstance(request, Request):  # every page handler takes `request` by keyword
             raise TypeError(f"{handler.__name__} must take `request: Request`")
         try:
-            return await handler(*args, **kwargs)
+            response = await handler(*args, **kwargs)
         except LoginRequired as exc:
-            return redirect(exc.location)
+            response = redirect(exc.location)
         except security.CsrfError as exc:
-            return error_page(request, 403, "This form could not be accepted", exc.detail)
+            response = error_page(request, 403, "This form could not be accepted", exc.detail)
         except e.NotFoundError:
-            return error_page(request, 404, "Not found", "There is nothing at this address, or it was removed.")
+            response = error_page(request, 404, "Not found", "There is nothing at this address, or it was removed.")
         except e.PermissionDeniedError as exc:
-            return error_page(request, 403, "Not allowed", exc.detail)
+            response = error_page(request, 403, "Not allowed", exc.detail)
         except e.AuthenticationError as exc:
-            return error_page(request, 401, exc.title, exc.detail)
+            response = error_page(request, 401, exc.title, exc.detail)
         except e.ValidationError as exc:
-            return error_page(request, 400, "Invalid request", "; ".join(i.reason for i in exc.items))
+            response = error_page(request, 400, "Invalid request", "; ".join(i.reason for i in exc.items))
         except (e.ConflictError, e.GoneError, e.ThrottledError, e.ProviderError) as exc:
             status = (
                 502
                 if isinstance(exc, e.ProviderError)
                 else {e.ConflictError: 409, e.GoneError: 410}.get(type(exc), 429)
             )
-            return error_page(request, status, "That did not work", describe(exc))
+            response = error_page(request, status, "That did not work", describe(exc))
         except e.KeystileError:  # e.g. a VaultError: the details go to the log only
             log.exception("page %s failed", request.url.path)
-            return error_page(
+            response = error_page(
                 request,
                 500,
                 "Something went wrong",
                 "An unexpected error occurred; the server log has the details under this trace id.",
             )
+
+        security.apply_cookies(request, response)  # cookies the request decided on (session renewal, CSRF)
+        return response
 
     return wrapper

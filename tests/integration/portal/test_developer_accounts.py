@@ -315,7 +315,8 @@ async def test_session_cookie_attributes(portal_env: PortalEnv, dev_mode: bool):
     headers = {h.split("=", 1)[0]: _cookie_attrs(h) for h in r.headers.get_list("set-cookie")}
     access, refresh_cookie = headers["portalaccesstoken"], headers["portalrefreshtoken"]
     assert access["path"] == "/" and access["max-age"] == "3600"
-    assert refresh_cookie["path"] == "/api/v2/developer/refresh" and refresh_cookie["max-age"] == str(14 * 86400)
+    # Path=/ so that the portal pages can renew an expired access token (portal-api.md §1, §8)
+    assert refresh_cookie["path"] == "/" and refresh_cookie["max-age"] == str(14 * 86400)
     for c in (access, refresh_cookie):
         assert "httponly" in c
         assert c["samesite"].lower() == "lax"

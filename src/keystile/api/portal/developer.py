@@ -27,6 +27,9 @@ __all__ = ["REFRESH_PATH", "router"]
 router = APIRouter(prefix="/api/v2", tags=["Developer"])
 
 REFRESH_PATH = "/api/v2/developer/refresh"
+# Both cookies are `Path=/` so that the portal pages, which share this session, can renew an expired access token
+# (portal-api.md §1, §8). A refresh cookie an earlier version left on REFRESH_PATH is deleted with every change.
+COOKIE_PATH = "/"
 
 
 def _samesite(portal: PortalInfo) -> str:
@@ -35,18 +38,19 @@ def _samesite(portal: PortalInfo) -> str:
 
 
 def set_session_cookies(request: Request, response: Response, portal: PortalInfo, tokens: SessionTokens) -> None:
-    """`portalaccesstoken` (1 h, Path=/) and `portalrefreshtoken` (14 days, Path=/api/v2/developer/refresh);
-    HttpOnly, SameSite=Lax (None with a custom_client_domain), Secure unless in development posture."""
+    """`portalaccesstoken` (1 h) and `portalrefreshtoken` (14 days), both Path=/; HttpOnly, SameSite=Lax (None with a
+    custom_client_domain), Secure unless in development posture."""
     secure = not runtime(request).settings.dev_mode or portal.custom_client_domain is not None
-    for name, value, max_age, path in (
-        (ACCESS_COOKIE, tokens.access_token, int(developers.ACCESS_TTL.total_seconds()), "/"),
-        (REFRESH_COOKIE, tokens.refresh_token, int(developers.REFRESH_TTL.total_seconds()), REFRESH_PATH),
+    response.delete_cookie(REFRESH_COOKIE, path=REFRESH_PATH, secure=secure, httponly=True, samesite=_samesite(portal))  # type: ignore[arg-type]
+    for name, value, max_age in (
+        (ACCESS_COOKIE, tokens.access_token, int(developers.ACCESS_TTL.total_seconds())),
+        (REFRESH_COOKIE, tokens.refresh_token, int(developers.REFRESH_TTL.total_seconds())),
     ):
         response.set_cookie(
             name,
             value,
             max_age=max_age,
-            path=path,
+            path=COOKIE_PATH,
             secure=secure,
             httponly=True,
             samesite=_samesite(portal),  # type: ignore[arg-type]
@@ -55,7 +59,7 @@ def set_session_cookies(request: Request, response: Response, portal: PortalInfo
 
 def clear_session_cookies(request: Request, response: Response, portal: PortalInfo) -> None:
     secure = not runtime(request).settings.dev_mode or portal.custom_client_domain is not None
-    for name, path in ((ACCESS_COOKIE, "/"), (REFRESH_COOKIE, REFRESH_PATH)):
+    for name, path in ((ACCESS_COOKIE, COOKIE_PATH), (REFRESH_COOKIE, COOKIE_PATH), (REFRESH_COOKIE, REFRESH_PATH)):
         response.delete_cookie(name, path=path, secure=secure, httponly=True, samesite=_samesite(portal))  # type: ignore[arg-type]
 
 
@@ -64,6 +68,7 @@ def clear_session_cookies(request: Request, response: Response, portal: PortalIn
     name="developer.register",
     status_code=201,
     response_model=None,
+    response_class=Response,  # 201 with no body (portal-api.md §2): the document must not promise JSON
     openapi_extra=json_body(developers.SignUp),
 )
 async def register(request: Request, ctx: Ctx = Depends(anonymous_ctx)) -> Response:
@@ -151,6 +156,7 @@ async def me(request: Request, who: SignedIn = Depends(signed_in_developer)) -> 
     name="developer.forgot_password",
     status_code=200,
     response_model=None,
+    response_class=Response,  # 200 with no body (portal-api.md §2): the document must not promise JSON
     openapi_extra=json_body(developers.ForgotPassword),
 )
 async def forgot_password(request: Request, ctx: Ctx = Depends(anonymous_ctx)) -> Response:
