@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy import exc as sa_exc
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 
 from keystile import __version__
 from keystile.api import problems
@@ -25,7 +29,13 @@ from keystile.api.tracing import TraceMiddleware
 from keystile.services import housekeeping, installation, outbox
 from keystile.services.context import Runtime
 from keystile.settings import Settings
+from keystile.store.errors import database_unavailable
+from keystile.web import rendering as web_rendering
 from keystile.web import routes as web_routes
+
+log = logging.getLogger("keystile.app")
+
+RETRY_AFTER_DB = 2
 
 __all__ = ["create_app"]
 
@@ -77,6 +87,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.runtime = rt
     app.state.settings = settings
     problems.install(app)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+    app.add_exception_handler(sa_exc.TimeoutError, _database_error)
     api_routers = (
         providers.router,
         strategies.router,
@@ -102,3 +114,30 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_middleware(PortalCorsMiddleware)
     app.add_middleware(TraceMiddleware)
     return app
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """A database that cannot be used right now answers 503 with `Retry-After` (problem+json on the APIs, a page on
+    the pages); any other driver error is a 500 with the trace id. The request's transaction was rolled back."""
+    unavailable = database_unavailable(exc)
+    if unavailable:
+        log.warning("database unavailable during %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        status, title = 503, "Service Unavailable"
+        detail = "The database is unavailable for a moment; nothing was changed. Retry in a few seconds."
+        headers = {"Retry-After": str(RETRY_AFTER_DB)}
+    else:
+        log.error("database error during %s %s", request.method, request.url.path, exc_info=exc)
+        status, title = 500, "Internal Server Error"
+        detail = "An unexpected error occurred; the server log has the details under this trace id"
+        headers = {}
+    path = request.url.path
+    if path.startswith(("/v2/", "/api/")):
+        return problems.problem(status, detail, title=title, headers=headers or None)
+    try:
+        response: Response = web_rendering.error_page(
+            request, status, "Temporarily unavailable" if unavailable else "Something went wrong", detail
+        )
+    except Exception:  # the page chrome itself needs something that failed: plain words then
+        response = PlainTextResponse(detail, status_code=status)
+    response.headers.update(headers)
+    return response

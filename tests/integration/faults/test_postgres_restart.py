@@ -1,8 +1,8 @@
 """PostgreSQL restarted while developers create applications: a private PostgreSQL (`initdb`/`pg_ctl` in a temporary
 folder, its own port, never the machine's shared one), a real control plane on it and a gateway following it.
-Creates in flight during the restart fail with an error (they do not hang); every create answered 201 survives;
-no create is stored twice; afterwards creates work again (the pool reconnects) and the gateway gets the next change
-(the config feed's `LISTEN` is back)."""
+Creates in flight during the restart fail with 503 and `Retry-After` (they do not hang); every create answered 201
+survives; no create is stored twice; afterwards creates work again (the pool reconnects) and the gateway gets the
+next change (the config feed's `LISTEN` is back)."""
 
 from __future__ import annotations
 
@@ -156,7 +156,8 @@ def test_postgres_restart_during_writes(world: Cluster, private_pg: tuple[int, P
             worker.join(30)
         assert not worker.is_alive()
         during = answers[before:]
-        assert all(s in (201, 500, 502, 503, 504, 0) for s in during), sorted(set(during))
+        # 503 + Retry-After while the database is away (or the connection drops mid-request: 0), never a bare 500
+        assert all(s in (201, 503, 0) for s in during), sorted(set(during))
         visible = _app_ids(dev)
         assert not [a for a in acknowledged if a not in visible], "an acknowledged create was lost"
         names = [_ok(dev.get(f"/api/v2/applications/{a}"), "get")["name"] for a in visible]
