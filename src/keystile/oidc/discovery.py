@@ -127,8 +127,24 @@ def _max_age(headers: httpx.Headers) -> float:
     return min(MAX_MAX_AGE, max(MIN_MAX_AGE, float(match.group(1))))
 
 
+REFRESH_AT = 0.8  # share of a document's lifetime after which a use starts a background refetch
+REFRESH_RETRY = 30.0  # seconds between background refetches while they fail
+
+
+@dataclass(slots=True)
+class _Cached:
+    metadata: ProviderMetadata
+    refresh_at: float
+    expires_at: float
+
+
 class DiscoveryCache:
     """Per-process cache of issuer metadata; safe to share between adapters and requests.
+
+    A document is kept for its `Cache-Control: max-age` (clamped to 5 min – 24 h, default 1 h). Once 80 % of that
+    has passed, the next use starts one background refetch and still answers from the cache, so no request waits
+    on discovery while the IdP is up; a failed refetch keeps the cached document until it expires and is tried
+    again 30 s later.
 
     Args:
         clock: monotonic seconds (injectable for tests).
@@ -136,8 +152,9 @@ class DiscoveryCache:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._entries: dict[str, tuple[ProviderMetadata, float]] = {}
+        self._entries: dict[str, _Cached] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
 
     def forget(self, issuer: str) -> None:
         """Drop the cached document of an issuer (e.g. after a config change)."""
@@ -151,16 +168,39 @@ class DiscoveryCache:
         """
         key = normalize_issuer(issuer)
         cached = self._entries.get(key)
-        if cached is not None and cached[1] > self._clock():
-            return cached[0]
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        now = self._clock()
+        if cached is not None and cached.expires_at > now:
+            if now >= cached.refresh_at and key not in self._refreshing:
+                task = asyncio.get_running_loop().create_task(self._refresh(key, client))
+                self._refreshing[key] = task
+            return cached.metadata
+        async with self._locks.setdefault(key, asyncio.Lock()):
             cached = self._entries.get(key)
-            if cached is not None and cached[1] > self._clock():
-                return cached[0]
-            metadata, max_age = await self._fetch(key, client)
-            self._entries[key] = (metadata, self._clock() + max_age)
-            return metadata
+            if cached is not None and cached.expires_at > self._clock():
+                return cached.metadata
+            return await self._store(key, client)
+
+    async def _store(self, key: str, client: httpx.AsyncClient) -> ProviderMetadata:
+        metadata, max_age = await self._fetch(key, client)
+        now = self._clock()
+        self._entries[key] = _Cached(metadata, now + REFRESH_AT * max_age, now + max_age)
+        return metadata
+
+    async def _refresh(self, key: str, client: httpx.AsyncClient) -> None:
+        try:
+            async with self._locks.setdefault(key, asyncio.Lock()):
+                await self._store(key, client)
+        except Exception as exc:  # a background task: report, keep the cached document
+            cached = self._entries.get(key)
+            if cached is not None:
+                cached.refresh_at = self._clock() + REFRESH_RETRY
+            logger.warning(
+                "background discovery refresh for %s failed (%s); the cached document serves until it expires",
+                key,
+                getattr(exc, "code", type(exc).__name__),
+            )
+        finally:
+            self._refreshing.pop(key, None)
 
     async def _fetch(self, issuer: str, client: httpx.AsyncClient) -> tuple[ProviderMetadata, float]:
         urls = candidate_urls(issuer)

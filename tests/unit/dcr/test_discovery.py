@@ -73,15 +73,67 @@ async def test_fetch_check_and_cache_with_clamped_max_age():
         assert metadata.get("token_endpoint") == "https://a.test/t/token"
         assert metadata.source_url == "https://a.test/t/.well-known/openid-configuration"
         await cache.get("https://a.test/t", http)
-        now[0] = 299.0  # max-age 10 is clamped up to 5 minutes
+        now[0] = 239.0  # max-age 10 is clamped up to 5 minutes; refreshed ahead after 80 % of it (240 s)
         await cache.get("https://a.test/t", http)
+        await _settle(cache)
         assert len(server.seen) == 1
-        now[0] = 301.0
+        now[0] = 241.0
+        assert (await cache.get("https://a.test/t", http)) is metadata  # answered from the cache...
+        await _settle(cache)
+        assert len(server.seen) == 2  # ...while one background refetch ran
+        now[0] = 241.0 + 239.0
         await cache.get("https://a.test/t", http)
+        await _settle(cache)
         assert len(server.seen) == 2
-        cache.forget("https://a.test/t")
+        now[0] = 241.0 + 301.0  # expired: fetched in the foreground
         await cache.get("https://a.test/t", http)
         assert len(server.seen) == 3
+        cache.forget("https://a.test/t")
+        await cache.get("https://a.test/t", http)
+        assert len(server.seen) == 4
+
+
+async def _settle(cache: DiscoveryCache) -> None:
+    pending = list(cache._refreshing.values())
+    if pending:
+        await asyncio.wait(pending)
+
+
+async def test_refresh_ahead_runs_once_and_a_failure_keeps_the_document():
+    now = [0.0]
+    state = {"down": False, "calls": 0}
+    gate = asyncio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        state["calls"] += 1
+        await gate.wait()
+        if state["down"]:
+            return httpx.Response(503)
+        return httpx.Response(200, json={"issuer": "https://a.test"}, headers={"cache-control": "max-age=1000"})
+
+    cache = DiscoveryCache(clock=lambda: now[0])
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        gate.set()
+        first = await cache.get("https://a.test", http)
+        gate.clear()
+        now[0] = 900.0  # past 80 %: every use answers at once, one refetch is in flight
+        results = await asyncio.gather(*(cache.get("https://a.test", http) for _ in range(5)))
+        assert all(r is first for r in results)
+        await asyncio.sleep(0)
+        assert state["calls"] == 2
+        state["down"] = True
+        gate.set()
+        await _settle(cache)
+        assert (await cache.get("https://a.test", http)) is first  # the failed refetch kept the document
+        await _settle(cache)
+        assert state["calls"] == 2  # and the next one waits 30 s
+        now[0] = 931.0
+        assert (await cache.get("https://a.test", http)) is first
+        await _settle(cache)
+        assert state["calls"] == 3
+        now[0] = 1001.0
+        with pytest.raises(DiscoveryError):  # expired, and the IdP is down
+            await cache.get("https://a.test", http)
 
 
 async def test_max_age_upper_clamp_and_default():
@@ -96,7 +148,7 @@ async def test_max_age_upper_clamp_and_default():
     cache = DiscoveryCache(clock=lambda: now[0])
     async with client(long_lived) as http:
         await cache.get("https://a.test", http)
-        now[0] = 86399.0
+        now[0] = 0.8 * 86400 - 1
         await cache.get("https://a.test", http)
         assert len(long_lived.seen) == 1
         now[0] = 86401.0
@@ -106,7 +158,7 @@ async def test_max_age_upper_clamp_and_default():
     now[0] = 0.0
     async with client(plain) as http:
         await cache.get("https://b.test", http)
-        now[0] = DEFAULT_MAX_AGE - 1
+        now[0] = 0.8 * DEFAULT_MAX_AGE - 1
         await cache.get("https://b.test", http)
         assert len(plain.seen) == 1
 
