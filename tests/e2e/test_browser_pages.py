@@ -10,8 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
+from keystile.services import developers
+from keystile.services.context import SYSTEM
+from tests.conftest import missing_service
 from tests.e2e.conftest import LivePortal, admin_sign_in, check_page, last_mail_link, unique
-from tests.portal_helpers import ensure_default_portal
+from tests.portal_helpers import approved_developer, ensure_default_portal
+from tests.unit.dcr.fakes.okta import API_TOKEN, ISSUER, FakeOkta
+from tests.unit.dcr.fakes.okta_spec import SPEC_DIR, load_okta_specs
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -285,3 +290,204 @@ async def test_developer_pages(page: Any, live_portal: LivePortal) -> None:
     await check_page(page, "portal-forgot")
     await page.goto("/products/00000000-0000-0000-0000-000000000000")
     await check_page(page, "portal-not-found")
+
+
+async def _publish_okta(live: LivePortal) -> dict[str, str]:
+    """An Okta provider (the fake org built from Okta's documents), its client-credentials strategy, a version."""
+    portal_id = str(await ensure_default_portal(live.runtime, auto_approve_developers=True))
+    headers = {"Authorization": f"Bearer {live.admin_token}"}
+    async with httpx.AsyncClient(base_url=live.url, headers=headers, timeout=10) as client:
+
+        async def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+            r = await client.post(url, json=body)
+            assert r.status_code == 201, r.text
+            return r.json()
+
+        provider = await post(
+            "/v2/dcr-providers",
+            {"name": unique("okta"), "provider_type": "okta", "issuer": ISSUER, "dcr_config": {"dcr_token": API_TOKEN}},
+        )
+        strategy = await post(
+            "/v2/application-auth-strategies",
+            {
+                "name": unique("okta-cc"),
+                "display_name": "Okta machine access",
+                "strategy_type": "openid_connect",
+                "dcr_provider_id": provider["id"],
+                "configs": {
+                    "openid-connect": {
+                        "issuer": ISSUER,
+                        "credential_claim": ["client_id"],
+                        "scopes": ["orders:read"],
+                        "auth_methods": ["client_credentials", "bearer"],
+                    }
+                },
+            },
+        )
+        product = await post("/v2/api-products", {"name": unique("Orders"), "portal_ids": [portal_id]})
+        version = await post(
+            f"/v2/api-products/{product['id']}/product-versions",
+            {"name": "v1", "gateway_service": {"upstream_url": "http://127.0.0.1:9/", "paths": [f"/{product['id']}"]}},
+        )
+        await post(
+            f"/v2/portals/{portal_id}/product-versions",
+            {
+                "product_version_id": version["id"],
+                "publish_status": "published",
+                "application_registration_enabled": True,
+                "auto_approve_registration": True,
+                "deprecated": False,
+                "auth_strategy_ids": [strategy["id"]],
+            },
+        )
+    return {"strategy": strategy["id"], "version": version["id"]}
+
+
+async def test_second_client_secret_add_revoke_refresh(page: Any, live_portal: LivePortal) -> None:
+    """Zero-downtime rotation from the app page (portal-api.md §5): add a second secret (shown once, with its copy
+    button and warning), both secrets work at the IdP's token endpoint, revoke the first and it stops working, then
+    refresh the one left. The IdP is the Okta fake, which allows two live secrets per client."""
+    validator = load_okta_specs()
+    if validator is None:
+        missing_service(f"Okta's OpenAPI documents are not in {SPEC_DIR}")
+    live = live_portal
+    okta = FakeOkta(validator, scopes=("orders:read",))
+    original_http = live.runtime.http
+    live.runtime.http = okta.client()  # the control plane's outbound client now reaches the Okta fake
+    idp = okta.client()
+
+    async def token_status(client_id: str, secret: str) -> int:
+        r = await idp.post(
+            f"{ISSUER}/v1/token",
+            data={"grant_type": "client_credentials", "scope": "orders:read"},
+            auth=(client_id, secret),
+        )
+        return r.status_code
+
+    try:
+        ids = await _publish_okta(live)
+        dev = await approved_developer(live.runtime, password="correct horse battery")
+        await page.goto("/login")
+        await page.get_by_label("Email").fill(dev.email)
+        await page.get_by_label("Password").fill("correct horse battery")
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url("**/apps")
+
+        await page.goto(f"/apps/new?strategy={ids['strategy']}")
+        await page.get_by_label("App name").fill("orders-sync")
+        await page.get_by_role("button", name="Create app").click()
+        await page.get_by_role("heading", name="Store it now").wait_for()
+        client_id = await page.locator("#client-id").input_value()
+        first = await page.locator("#client-secret").input_value()
+        assert await token_status(client_id, first) == 200
+        await page.get_by_role("link", name="Proceed").click()
+        await page.wait_for_url(re.compile(r"/apps/[0-9a-f-]{36}$"))
+        app_url = page.url
+        rows = page.locator("#creds-h + div table tbody tr")
+        assert await rows.count() == 1
+        await check_page(page, "portal-app-one-secret")
+
+        # add a second secret: shown once, with its copy button and the warning, never in a URL
+        await page.get_by_label("Name of the new secret").fill("next-deploy")
+        async with page.expect_response(lambda r: r.url.endswith("/credentials")) as info:
+            await page.get_by_role("button", name="Add a second secret").click()
+        response = await info.value
+        assert response.status == 201 and response.headers["cache-control"] == "no-store"
+        await page.get_by_role("heading", name="Your additional client secret").wait_for()
+        await page.get_by_role("heading", name="Store it now").wait_for()
+        warning = await page.locator(".secret-box").inner_text()
+        assert "shown only once" in warning and "other secret keeps working until you revoke it" in warning
+        assert await page.locator("#client-id").input_value() == client_id
+        second = await page.locator("#client-secret").input_value()
+        assert second and second != first and second not in page.url
+        await page.locator("button[data-copy=client-secret]").click()
+        assert await page.evaluate("() => navigator.clipboard.readText()") == second
+        await check_page(page, "portal-second-secret")
+        assert sorted(okta.active_secrets(client_id)) == sorted([first, second])
+        assert await token_status(client_id, first) == 200
+        assert await token_status(client_id, second) == 200
+
+        # both are listed, neither shown; at the provider's limit the page offers only revoking
+        await page.get_by_role("link", name="Proceed").click()
+        await page.wait_for_url(app_url)
+        assert await rows.count() == 2
+        assert second not in await page.content() and first not in await page.content()
+        assert await page.get_by_role("button", name="Add a second secret").count() == 0
+        assert await page.get_by_role("button", name="Refresh the secret").count() == 0
+        await page.get_by_text("as many live secrets as its identity provider allows (2)").wait_for()
+        await check_page(page, "portal-app-two-secrets")
+
+        # revoke the first: it stops working at the IdP, the second keeps working
+        first_row = rows.filter(has_not_text="next-deploy")
+        page.once("dialog", lambda dialog: dialog.accept())
+        await first_row.get_by_role("button", name="Revoke").click()
+        await page.get_by_text("The credential was revoked.").wait_for()
+        assert okta.active_secrets(client_id) == [second]
+        assert await token_status(client_id, first) == 401
+        assert await token_status(client_id, second) == 200
+        assert await rows.count() == 1
+        assert "next-deploy" in await rows.first.inner_text()
+        # the last secret is not revocable (the app would be locked out); adding and refreshing are offered again
+        assert await rows.first.get_by_role("button", name="Revoke").count() == 0
+        assert await page.get_by_role("button", name="Add a second secret").count() == 1
+        await check_page(page, "portal-app-after-revoke")
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        await page.get_by_role("button", name="Refresh the secret").click()
+        await page.get_by_role("heading", name="Store it now").wait_for()
+        third = await page.locator("#client-secret").input_value()
+        assert third not in (first, second)
+        assert okta.active_secrets(client_id) == [third]
+        assert await token_status(client_id, third) == 200
+        assert await token_status(client_id, second) == 401
+    finally:
+        await idp.aclose()
+        await live.runtime.http.aclose()
+        live.runtime.http = original_http
+
+
+async def test_session_renewal_in_the_browser(page: Any, live_portal: LivePortal) -> None:
+    """Chromium sends the Path=/ refresh cookie to the pages: without its access cookie (gone after its hour) a page
+    and a posted form renew the session; once the session is ended, the sign-in page says so and leads back."""
+    live = live_portal
+    ids = await _publish_for_developers(live)
+    dev = await approved_developer(live.runtime, password="correct horse battery")
+    await page.goto("/login")
+    await page.get_by_label("Email").fill(dev.email)
+    await page.get_by_label("Password").fill("correct horse battery")
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/apps")
+    jar = {c["name"]: c for c in await page.context.cookies()}
+    assert jar["portalrefreshtoken"]["path"] == "/" and jar["portalrefreshtoken"]["httpOnly"]
+    assert jar["portalrefreshtoken"]["sameSite"] == "Lax"
+    first_access = jar["portalaccesstoken"]["value"]
+
+    await page.context.clear_cookies(name="portalaccesstoken")  # what the browser does when the hour is over
+    await page.goto(f"/apps/new?strategy={ids['strategy']}")
+    await page.get_by_role("heading", name="New app").wait_for()
+    renewed = {c["name"]: c["value"] for c in await page.context.cookies()}
+    assert renewed["portalaccesstoken"] not in ("", first_access)
+    assert renewed["portalrefreshtoken"] != jar["portalrefreshtoken"]["value"]
+
+    await page.get_by_label("App name").fill("renewed-mid-form")
+    await page.context.clear_cookies(name="portalaccesstoken")  # the hour ends while the form is open
+    await page.get_by_role("button", name="Create app").click()
+    await page.get_by_role("heading", name="Store it now").wait_for()
+    await page.get_by_role("link", name="Proceed").click()
+    await page.wait_for_url(re.compile(r"/apps/[0-9a-f-]{36}$"))
+    app_path = page.url.removeprefix(live.url)
+
+    async with live.runtime.unit(SYSTEM) as ctx:  # e.g. a password reset elsewhere ends every session
+        await developers.end_sessions(ctx, dev.developer_id)
+        await ctx.session.commit()
+    await page.context.clear_cookies(name="portalaccesstoken")
+    await page.goto(app_path + "?from=bookmark")
+    await page.wait_for_url(re.compile(r"/login\?"))
+    assert "expired=1" in page.url
+    await page.get_by_text("Your session has ended").wait_for()
+    await check_page(page, "portal-login-session-ended")
+    await page.get_by_label("Email").fill(dev.email)
+    await page.get_by_label("Password").fill("correct horse battery")
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(live.url + app_path + "?from=bookmark")
+    await page.get_by_role("heading", name="renewed-mid-form").wait_for()

@@ -675,6 +675,7 @@ async def credential_create(request: Request, app_id: str) -> Response:
         "registration": None,
         "problems": [],
         "title": "Your new API key" if is_key else "Your additional client secret",
+        "additional": not is_key,
     }
     return render(request, "portal/secret.html", context, status=201, secret=True)
 
