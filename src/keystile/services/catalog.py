@@ -25,7 +25,7 @@ from keystile.domain.errors import ConflictError, InvalidParameter, NotFoundErro
 from keystile.domain.listing import ListQuery, ListSpec, Page
 from keystile.domain.time import rfc3339
 from keystile.domain.validation import parse
-from keystile.services import audit, installation
+from keystile.services import audit, installation, registrations
 from keystile.services.context import Ctx
 from keystile.store.listing import paginate
 from keystile.store.models import (
@@ -287,6 +287,9 @@ async def _registration_count(ctx: Ctx, version_ids: list[uuid.UUID]) -> int:
 
 
 async def _delete_registrations(ctx: Ctx, version_ids: list[uuid.UUID]) -> None:
+    """Delete the registrations on these versions; providers that act on `remove_registration` hear of each
+    approved one from the outbox (the HTTP bridge's event hooks)."""
+    await registrations.announce_bulk_removal(ctx, version_ids)
     await ctx.session.execute(sql_delete(Registration).where(Registration.product_version_id.in_(version_ids)))
 
 

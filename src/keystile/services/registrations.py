@@ -121,6 +121,25 @@ async def approval_changed(ctx: Ctx, app: Application, reg: Registration, was: s
 _approval_changed = approval_changed  # the earlier name, still called by services.developers
 
 
+async def announce_bulk_removal(ctx: Ctx, version_ids: list[uuid.UUID]) -> int:
+    """Before the registrations on these versions go in bulk (a forced product or version delete), in the caller's
+    transaction: each approved one is announced to its provider as `remove_registration`, as if withdrawn one by
+    one. The number announced."""
+    if not version_ids:
+        return 0
+    rows = await ctx.session.execute(
+        select(Registration, Application)
+        .join(Application, Registration.application_id == Application.id)
+        .where(Registration.product_version_id.in_(version_ids), Registration.status == "approved")
+        .order_by(Registration.created_at, Registration.id)
+    )
+    count = 0
+    for reg, app in rows.all():
+        await _notify(ctx, app, reg, "remove_registration")
+        count += 1
+    return count
+
+
 async def _version(ctx: Ctx, version_id: uuid.UUID) -> tuple[ProductVersion, ApiProduct]:
     version = await ctx.session.get(ProductVersion, version_id)
     if version is None:

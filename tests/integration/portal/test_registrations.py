@@ -250,3 +250,64 @@ async def test_applications_of_a_product_version(api):
     assert (await api.client.get(path)).status_code == 401
     missing = f"/api/v2/products/{world.product_id}/versions/{uuid.uuid4()}/applications"
     assert (await api.client.get(missing, headers=h)).status_code == 404
+
+
+@pytest.mark.parametrize("what", ["version", "product"])
+async def test_a_forced_delete_announces_each_approved_registration_to_the_bridge(api, what: str) -> None:
+    """`?force=true` on a product or version deletes its registrations in bulk; a provider that acts on
+    `remove_registration` still hears of each approved one (a pending one was never announced)."""
+    received: list[dict] = []
+
+    def bridge(request: httpx.Request) -> httpx.Response:
+        received.append(json.loads(request.content))
+        return httpx.Response(200, json={})
+
+    original = api.runtime.http
+    api.runtime.http = httpx.AsyncClient(transport=httpx.MockTransport(bridge))
+    try:
+        provider = {
+            "name": "bridge",
+            "provider_type": "http",
+            "issuer": "https://idp.test",
+            "dcr_config": {"dcr_base_url": BRIDGE, "api_key": BRIDGE_KEY},
+        }
+        world = await make_world(api.runtime, api.client, provider=provider)
+        apps = [await seed_app(api.runtime, world) for _ in range(3)]
+        async with api.runtime.sessions() as session:
+            for i, app_id in enumerate(apps):
+                await session.execute(
+                    update(Application)
+                    .where(Application.id == app_id)
+                    .values(dcr_provider_id=uuid.UUID(world.provider_id), reference_id=f"client-{i}")
+                )
+            await session.commit()
+        for i, app_id in enumerate(apps):
+            reg = (
+                await api.client.post(
+                    f"/api/v2/applications/{app_id}/registrations",
+                    json={"product_version_id": str(world.version_id)},
+                    headers=world.as_dev(),
+                )
+            ).json()
+            if i < 2:  # two approved, one left pending
+                admin = f"/v2/portals/{world.portal_id}/application-registrations/{reg['id']}"
+                assert (await api.client.patch(admin, json={"status": "approved"})).status_code == 200
+        while await outbox.run_due(api.runtime):
+            pass
+        assert [e["event_type"] for e in received] == ["add_registration"] * 2
+        version = await api.client.get(f"/v2/api-products/{world.product_id}/product-versions/{world.version_id}")
+        assert version.status_code == 200, version.text
+        url = f"/v2/api-products/{world.product_id}"
+        if what == "version":
+            url += f"/product-versions/{world.version_id}"
+        assert (await api.client.delete(url)).status_code == 409  # registrations hold it without force
+        assert (await api.client.delete(url, params={"force": "true"})).status_code == 204
+        while await outbox.run_due(api.runtime):
+            pass
+        removed = [e for e in received if e["event_type"] == "remove_registration"]
+        assert sorted(e["application_id"] for e in removed) == sorted(str(a) for a in apps[:2])
+        assert {e["api_product_version_id"] for e in removed} == {str(world.version_id)}
+        assert await operations(api.runtime) == []
+    finally:
+        await api.runtime.http.aclose()
+        api.runtime.http = original
