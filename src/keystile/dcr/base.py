@@ -574,11 +574,14 @@ class BaseProvider:
             The response when it is 2xx or its status is in `accept`.
 
         Raises:
-            ProviderError: any other answer, or no answer; chained from the httpx exception.
+            ProviderError: any other answer, or no answer; chained from the httpx exception. When no answer came
+                but an attempt may have reached the IdP (even an idempotent one, whose `outcome_unknown` stays
+                `False`), `extra["may_have_landed"]` is `True`: a later DELETE answered 401 is then "already gone".
         """
         path = urlsplit(url).path or "/"
         deadline_at = self._deadline_at(time.monotonic())
         attempt = 0
+        landed = False  # some attempt of this request may have reached the IdP without an answer coming back
         while True:
             attempt += 1
             remaining = deadline_at - time.monotonic()
@@ -603,6 +606,8 @@ class BaseProvider:
                     await response.aread()
             except (httpx.HTTPError, httpx.InvalidURL, TimeoutError) as exc:
                 code, retryable, unknown = translate_transport_error(exc, idempotent)
+                # as if not idempotent, `outcome_unknown` says whether this attempt may have reached the IdP
+                landed = landed or translate_transport_error(exc, idempotent=False)[2]
                 self._log(operation, method, path, None, sent_at, attempt, None, type(exc).__name__)
                 err = self.error(
                     operation,
@@ -611,6 +616,7 @@ class BaseProvider:
                     retryable=retryable,
                     outcome_unknown=unknown,
                     known=known,
+                    extra={"may_have_landed": True} if landed else None,
                 )
                 delay = backoff_delay(attempt, self._uniform)
                 if not retryable or attempt >= MAX_ATTEMPTS or not _fits(deadline_at, delay):

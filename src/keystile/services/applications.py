@@ -647,15 +647,16 @@ async def _create_dcr(ctx: Ctx, app: Application, strategy: AuthStrategy, provid
 async def _compensate(ctx: Ctx, adapter: Adapter, provider_id: uuid.UUID, app_id: uuid.UUID, ref: ClientRef) -> None:
     await ctx.session.rollback()
     reason: str | None = None
+    landed = False
     try:
         await adapter.deregister(ref)
     except ProviderError as exc:
-        reason = str(exc)
+        reason, landed = str(exc), outbox.may_have_landed(exc)
     async with ctx.runtime.unit(ctx.actor, ctx.trace_id, ctx.client_ip) as fresh:
         await fresh.session.execute(sql_delete(Credential).where(Credential.application_id == app_id))
         await fresh.session.execute(sql_delete(Application).where(Application.id == app_id))
         if reason is not None:
-            outbox.enqueue_deregister(fresh, provider_id, ref, last_error=reason)
+            outbox.enqueue_deregister(fresh, provider_id, ref, last_error=reason, maybe_landed=landed)
         await fresh.session.commit()
 
 

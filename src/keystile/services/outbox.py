@@ -60,6 +60,7 @@ __all__ = [
     "get",
     "give_up",
     "list_operations",
+    "may_have_landed",
     "ref_parts",
     "retry",
     "run_due",
@@ -150,6 +151,13 @@ def enqueue(
     return row
 
 
+def may_have_landed(exc: ProviderError) -> bool:
+    """Whether a failed IdP call may still have been carried out: an answer came, or none came after the request
+    went out (a read timeout, a connection dropped after sending). A DELETE that may have landed makes the next
+    one's 401 mean "already gone" (RFC 7592: the registration access token died with the client)."""
+    return exc.outcome_unknown or exc.status is not None or bool(exc.extra.get("may_have_landed"))
+
+
 def enqueue_deregister(
     ctx: Ctx,
     provider_id: uuid.UUID,
@@ -157,10 +165,14 @@ def enqueue_deregister(
     *,
     finalize_application: bool = False,
     last_error: str | None = None,
+    maybe_landed: bool = False,
 ) -> IdpOperation:
-    """A deregister of `ref`; with `finalize_application` the application row goes once the IdP agreed."""
+    """A deregister of `ref`; with `finalize_application` the application row goes once the IdP agreed;
+    `maybe_landed` when a DELETE already sent may have been carried out."""
     payload, secrets = ref_parts(ref)
     payload["finalize_application"] = finalize_application
+    if maybe_landed:
+        payload["maybe_landed"] = 1
     return enqueue(
         ctx,
         operation="deregister",
@@ -380,7 +392,7 @@ async def _failed(ctx: Ctx, row: IdpOperation, exc: KeystileError, *, retryable:
     now = _now()
     row.last_error = str(exc)[:1000]
     row.first_failed_at = row.first_failed_at or now
-    if isinstance(exc, ProviderError) and (exc.outcome_unknown or exc.status is not None):
+    if isinstance(exc, ProviderError) and may_have_landed(exc):
         row.payload = {**row.payload, "maybe_landed": int(row.payload.get("maybe_landed", 0)) + 1}
     if not retryable or now - row.first_failed_at >= STUCK_AFTER:
         row.status = "stuck"

@@ -1,7 +1,11 @@
 """A small fault proxy on loopback: an asyncio TCP proxy that passes bytes through, or adds latency, resets
 connections, or answers an HTTP 5xx / 429 (with Retry-After) itself. It runs its own event loop in a thread so
 tests driving real subprocesses can use it; `set_mode` also cuts the connections already open, so a held long poll
-meets the new fault at once."""
+meets the new fault at once. Latency delays every chunk both ways, or with `latency_on="answer"` only the answer:
+the request reaches the upstream at once and is carried out there, but its answer comes late (a lost answer).
+A reset comes as soon as the connection is accepted, or with `reset_on="request"` once the request head has come
+in (never passed on): the client has sent its request and cannot know whether it arrived.
+`opened` records when each connection arrived and under which mode (for spacing checks such as Retry-After)."""
 
 from __future__ import annotations
 
@@ -10,12 +14,15 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from typing import Literal
 
-__all__ = ["FaultProxy", "Mode"]
+__all__ = ["FaultProxy", "LatencyOn", "Mode", "ResetOn"]
 
 Mode = Literal["pass", "latency", "reset", "5xx", "429"]
+LatencyOn = Literal["both", "answer"]
+ResetOn = Literal["accept", "request"]
 
 
 class FaultProxy:
@@ -23,9 +30,12 @@ class FaultProxy:
         self.upstream = (upstream_host, upstream_port)
         self.mode: Mode = "pass"
         self.latency = 0.0
+        self.latency_on: LatencyOn = "both"
+        self.reset_on: ResetOn = "accept"
         self.status = 503
         self.retry_after = 1
         self.seen: Counter[str] = Counter()  # connections handled per mode
+        self.opened: list[tuple[float, Mode]] = []  # (time.monotonic(), mode) of each connection, in order
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -45,11 +55,21 @@ class FaultProxy:
         self._thread.join(10)
         self._loop.close()
 
-    def set_mode(self, mode: Mode, *, latency: float = 0.0, status: int = 503, retry_after: int = 1) -> None:
+    def set_mode(
+        self,
+        mode: Mode,
+        *,
+        latency: float = 0.0,
+        status: int = 503,
+        retry_after: int = 1,
+        latency_on: LatencyOn = "both",
+        reset_on: ResetOn = "accept",
+    ) -> None:
         """Switch the fault and cut every connection already open (they were made under the old mode)."""
 
         async def switch() -> None:
             self.mode, self.latency, self.status, self.retry_after = mode, latency, status, retry_after
+            self.latency_on, self.reset_on = latency_on, reset_on
             for writer in list(self._open):
                 self._reset(writer)
 
@@ -77,9 +97,13 @@ class FaultProxy:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         mode = self.mode
         self.seen[mode] += 1
+        self.opened.append((time.monotonic(), mode))
         self._open.add(writer)
         try:
             if mode == "reset":
+                if self.reset_on == "request":
+                    with contextlib.suppress(asyncio.TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+                        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
                 self._reset(writer)
                 return
             if mode in ("5xx", "429"):
@@ -102,14 +126,14 @@ class FaultProxy:
                 self._reset(writer)
                 return
             self._open.add(up_writer)
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer, answer=True))
         finally:
             self._open.discard(writer)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, answer: bool = False) -> None:
         try:
             while chunk := await reader.read(65536):
-                if self.mode == "latency" and self.latency:
+                if self.mode == "latency" and self.latency and (answer or self.latency_on == "both"):
                     await asyncio.sleep(self.latency)
                 writer.write(chunk)
                 await writer.drain()
