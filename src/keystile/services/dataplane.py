@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 from pydantic import Field
-from sqlalchemy import String, cast, event, select
+from sqlalchemy import String, cast, event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keystile.domain.errors import AuthenticationError, ConflictError, NotFoundError
@@ -401,16 +401,20 @@ async def build_snapshot(runtime: Runtime) -> dict[str, Any]:
     }
 
 
-def _id_text(value: Any) -> str:
-    """A UUID column read without SQLAlchemy's per-row UUID objects: SQLite gives 32 hex digits, psycopg a UUID."""
-    if isinstance(value, str) and len(value) == 32:
-        return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
-    return str(value)
+def _id_text_sql(dialect: str) -> Callable[[Any], Any]:
+    """An id column as dashed UUID text, made by the database (no UUID object or Python formatting per row).
 
+    PostgreSQL casts `uuid` to that text; SQLite stores 32 hex digits, dashed here with `substr`."""
+    if dialect == "sqlite":
 
-def _raw(column: Any) -> Any:
-    """The id as text from the database itself (PostgreSQL: dashed text, no UUID object per row)."""
-    return cast(column, String)
+        def dashed(column: Any) -> Any:
+            text = cast(column, String)
+            spans = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+            a, b, c, d, e = (func.substr(text, start, length, type_=String) for start, length in spans)
+            return func.lower(a + "-" + b + "-" + c + "-" + d + "-" + e, type_=String)
+
+        return dashed
+    return lambda column: cast(column, String)
 
 
 async def _applications(
@@ -422,8 +426,7 @@ async def _applications(
     """
     if not strategy_ids:
         return [], {}
-    # PostgreSQL casts ids to dashed text itself; SQLite stores 32 hex digits
-    id_text = _id_text if conn.dialect.name == "sqlite" else str
+    _raw = _id_text_sql(conn.dialect.name)
     on_listed = (Application.status == "active", Application.auth_strategy_id.in_(strategy_ids))
     listed_apps = select(Application.id).where(*on_listed).scalar_subquery()
     apps: dict[str, dict[str, Any]] = {}
@@ -443,13 +446,12 @@ async def _applications(
     for n, (aid, name, dev, portal, sid, not_before, reference) in enumerate(rows):
         if n % _YIELD_EVERY == 0:
             await asyncio.sleep(0)  # a large installation: let other requests run between slices
-        app_id = id_text(aid)
-        apps[app_id] = {
-            "id": app_id,
+        apps[aid] = {
+            "id": aid,
             "name": name,
-            "developer_id": id_text(dev),
-            "portal_id": id_text(portal),
-            "auth_strategy_id": id_text(sid),
+            "developer_id": dev,
+            "portal_id": portal,
+            "auth_strategy_id": sid,
             "credentials_not_before": rfc3339(not_before),
             "credentials": [{"type": "client_id", "id": reference, "value": reference}] if reference else [],
         }
@@ -471,12 +473,12 @@ async def _applications(
     for n, (aid, cid, key_sha256, client_id, expires_at) in enumerate(creds):
         if n % _YIELD_EVERY == 0:
             await asyncio.sleep(0)
-        entry = apps.get(id_text(aid))
+        entry = apps.get(aid)
         if entry is None:
             continue
         if key_sha256:
             entry["credentials"].append(
-                {"type": "api_key_sha256", "id": id_text(cid), "value": key_sha256, "expires_at": rfc3339(expires_at)}
+                {"type": "api_key_sha256", "id": cid, "value": key_sha256, "expires_at": rfc3339(expires_at)}
             )
         elif client_id and all(c["value"] != client_id for c in entry["credentials"]):
             entry["credentials"].append({"type": "client_id", "id": client_id, "value": client_id})
@@ -489,9 +491,8 @@ async def _applications(
     for n, (aid, vid) in enumerate(regs):
         if n % _YIELD_EVERY == 0:
             await asyncio.sleep(0)
-        app_id = id_text(aid)
-        if app_id in apps:
-            registrations.setdefault(app_id, []).append(id_text(vid))
+        if aid in apps:
+            registrations.setdefault(aid, []).append(vid)
     return list(apps.values()), registrations
 
 
