@@ -136,7 +136,14 @@ def register(app: typer.Typer) -> None:
         metrics_no_app_label: Annotated[
             bool, typer.Option("--metrics-no-app-label", help="drop application_id from metrics")
         ] = False,
-        redis_url: Annotated[str | None, typer.Option("--redis-url", envvar="KEYSTILE_REDIS_URL")] = None,
+        redis_url: Annotated[
+            str | None,
+            typer.Option(
+                "--redis-url",
+                envvar="KEYSTILE_REDIS_URL",
+                help="share client-credentials tokens with the other gateways (redis://, rediss://, unix://)",
+            ),
+        ] = None,
     ) -> None:
         """Run the gateway (data plane)."""
         from keystile.gateway.app import GatewayOptions, run
