@@ -1,72 +1,91 @@
-"""Property-based API tests: schemathesis drives the served OpenAPI document in-process against the app (on a
-SQLite file of its own), a bounded number of examples per operation, and finds no 5xx and no response that
-breaks the documented schema."""
+"""Property-based tests of every Management API (`/v2`) operation: schemathesis drives the served OpenAPI document
+in-process against a seeded app (tests/integration/fuzz/world.py) with the admin token (a data-plane token for
+the data-plane config), a bounded number of examples per operation, and finds no 5xx and no response that breaks
+the documented schema (tests/integration/fuzz/harness.py)."""
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
+import os
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis import checks
-from sqlalchemy.pool import NullPool
+from hypothesis import settings
 
-from keystile.app import create_app
-from keystile.services import admin_tokens, installation
-from keystile.services.context import Runtime
-from keystile.settings import Settings
-from keystile.store import migrate
-from keystile.store.db import create_engine, session_factory
-from keystile.store.vault import Vault
+from tests.integration.fuzz.harness import MANAGEMENT_API, Plan, fuzz, operations_of, path_parameters
+from tests.integration.fuzz.world import World, build_world
 
-TOKEN: dict[str, str] = {}
-# what the issue asks: no 5xx, and every response as documented (schema, status code, content type)
-CHECKS = [
-    checks.not_a_server_error,
-    checks.response_schema_conformance,
-    checks.status_code_conformance,
-    checks.content_type_conformance,
-]
+POSITIVE = 10
+NEGATIVE = 4
+# operations no generated example can succeed on, and why; every other operation must answer 2xx at least once
+NO_SUCCESS = {
+    # the document describes `dcr_config` / `configs` as free-form objects; the per-type rules are not in it
+    "POST /v2/dcr-providers": "dcr_config rules per provider_type are not in the document",
+    "POST /v2/application-auth-strategies": "configs rules per strategy_type are not in the document",
+    "PUT /v2/application-auth-strategies/{authStrategyId}": "configs rules per strategy_type are not in the document",
+    "POST /v2/api-products/{apiProductId}/product-versions/{productVersionId}/specifications": (
+        "generated content is no OpenAPI document, and the seeded version has its specification"
+    ),
+    "POST /v2/portals/{portalId}/product-versions": "both seeded versions are published already (409)",
+}
+
+
+def _no_long_poll(case) -> None:
+    # `wait` holds the request when If-None-Match is the current ETag; the fuzz run must not sit for 60 s
+    if case.query and "wait" in case.query:
+        case.query["wait"] = 0
 
 
 @pytest.fixture(scope="module")
-def management_schema(tmp_path_factory: pytest.TempPathFactory):
-    data: Path = tmp_path_factory.mktemp("schemathesis")
-    url = f"sqlite+aiosqlite:///{data / 'k.db'}"
-    settings_ = Settings(data_dir=data, database_url=url)
-    engine = create_engine(url, poolclass=NullPool)
-    import httpx
-
-    rt = Runtime(settings_, engine, session_factory(engine), Vault(bytes(32)), httpx.AsyncClient(timeout=2))
-
-    async def prepare() -> str:
-        await migrate.upgrade(engine)
-        await installation.ensure(rt)
-        return (await admin_tokens.create(rt, "schemathesis"))[1]
-
-    TOKEN["value"] = asyncio.run(prepare())
-    app = create_app(settings_, runtime=rt)
-    return schemathesis.openapi.from_asgi("/v2/openapi.json", app)
+def world(tmp_path_factory: pytest.TempPathFactory, builtin_idp) -> World:
+    return build_world(
+        tmp_path_factory.mktemp("fuzz-management"), idp_issuer=builtin_idp.issuer, idp_token=builtin_idp.rotating_iat
+    )
 
 
-def test_management_api_never_5xx_and_matches_its_schema(management_schema):
-    auth = {"Authorization": f"Bearer {TOKEN['value']}"}
-    checked = []
-    for result in management_schema.get_all_operations():
-        operation = result.ok()
-        # verify endpoints call the IdP for real; generated providers point at arbitrary hosts: keep them out
-        if operation.path.endswith("/verify"):
-            continue
+def plan(world: World) -> Plan:
+    ids = world.ids
+    return Plan(
+        headers={"Authorization": f"Bearer {world.admin_token}"},
+        ids=ids,
+        ids_for={
+            "POST /v2/dcr-providers/{dcrProviderId}/verify": {"dcrProviderId": ids["liveProviderId"]},
+            "POST /v2/application-auth-strategies/{authStrategyId}/verify": {"authStrategyId": ids["liveStrategyId"]},
+            # rows of their own: the deeper DELETE of the same registration / publication runs first
+            "DELETE /v2/portals/{portalId}/application-registrations/{registrationId}": {
+                "registrationId": ids["spareRegistrationId"]
+            },
+            "DELETE /v2/portals/{portalId}/product-versions/{productVersionId}": {
+                "productVersionId": ids["spareVersionId"]
+            },
+        },
+        body_ids={
+            "product_version_id": ids["productVersionId"],
+            "dcr_provider_id": ids["dcrProviderId"],
+            "default_application_auth_strategy_id": ids["keyStrategyId"],
+            "auth_strategy_ids": [ids["keyStrategyId"]],
+            "portal_ids": [ids["portalId"]],
+        },
+        headers_for={"GET /v2/data-plane/config": {"Authorization": f"Bearer {world.data_plane_token}"}},
+        adjust={"GET /v2/data-plane/config": _no_long_poll},
+    )
 
-        @given(case=operation.as_strategy())
-        @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def run(case):
-            response = case.call(headers=auth)
-            assert response.status_code < 500, (case.method, case.formatted_path, response.text)
-            case.validate_response(response, checks=CHECKS)
 
-        run()
-        checked.append(operation.label)
-    assert len(checked) >= 12, checked
+@pytest.mark.xdist_group("fuzz-management")
+def test_every_management_operation_never_5xx_and_matches_its_schema(world: World) -> None:
+    schema = schemathesis.openapi.from_asgi("/v2/openapi.json", world.app)
+    labels = operations_of(world.app.openapi(), MANAGEMENT_API)
+    the_plan = plan(world)
+    # every operation reaches a seeded row: a new path parameter needs a row in tests/integration/fuzz/world.py
+    unseeded = {label: path_parameters(label) - set(the_plan.ids) for label in labels}
+    assert {k: v for k, v in unseeded.items() if v} == {}
+    report = fuzz(schema, labels, the_plan, positive=POSITIVE, negative=NEGATIVE)
+    if os.environ.get("KEYSTILE_TEST_FUZZ_SUMMARY"):
+        print(report.summary(), report.follow_ups)
+    assert report.failures == {}, "\n\n".join(f"{k}\n{v}" for k, v in sorted(report.failures.items()))
+    assert set(report.statuses) == labels
+    unauthenticated = sorted(label for label, c in report.statuses.items() if set(c) <= {401, 403})
+    assert unauthenticated == [], unauthenticated
+    if settings.default.derandomize:
+        # CI draws the same examples every run (tests/conftest.py), so which operations succeed is fixed; a local
+        # run draws fresh ones and an operation with few successful shapes may miss, so it is checked in CI only
+        assert sorted(report.never_succeeded() - set(NO_SUCCESS)) == []

@@ -1,85 +1,78 @@
-"""Property-based tests of the developer-account and catalog operations of `/api/v2`: schemathesis drives the
-served OpenAPI document in-process (a SQLite file of its own, a seeded catalog, a signed-in developer) with a
-bounded number of examples per operation and finds no 5xx and no response that breaks the documented schema."""
+"""Property-based tests of every Portal API (`/api/v2`) operation: schemathesis drives the served OpenAPI document
+in-process against a seeded app (tests/integration/fuzz/world.py) as a signed-in, approved developer who owns an
+application with a credential and a registration, a bounded number of examples per operation, and finds no 5xx
+and no response that breaks the documented schema (tests/integration/fuzz/harness.py)."""
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
+import os
 
-import httpx
 import pytest
 import schemathesis
-from argon2 import PasswordHasher
-from hypothesis import HealthCheck, given, settings
-from schemathesis import checks
-from sqlalchemy.pool import NullPool
+from hypothesis import settings
 
-from keystile.app import create_app
-from keystile.services import installation
-from keystile.services.context import Runtime
-from keystile.settings import Settings
-from keystile.store import migrate
-from keystile.store.db import create_engine, session_factory
-from keystile.store.vault import Vault
-from tests.integration.portal.seed import seed_catalog
-from tests.portal_helpers import approved_developer, ensure_default_portal
+from tests.integration.fuzz.harness import PORTAL_API, Plan, fuzz, operations_of, path_parameters
+from tests.integration.fuzz.world import DEVELOPER_PASSWORD, World, build_world
 
-STATE: dict[str, str] = {}
-CHECKS = [
-    checks.not_a_server_error,
-    checks.response_schema_conformance,
-    checks.status_code_conformance,
-    checks.content_type_conformance,
-]
-MINE = ("/api/v2/developer", "/api/v2/portal", "/api/v2/products")
-THEIRS = ("/applications",)  # the applications engineer's operations under /api/v2/products/…/applications
+POSITIVE = 12
+NEGATIVE = 4
+# operations no generated example can succeed on, and why; every other operation must answer 2xx at least once
+NO_SUCCESS = {
+    "POST /api/v2/applications/{applicationId}/refresh-token": "the seeded application is key_auth (DCR only)",
+    "POST /api/v2/applications/{applicationId}/registrations": "registered for both published versions (409)",
+    "POST /api/v2/developer/reset-password": "needs the token from a mail",
+    "POST /api/v2/developer/verify-email": "needs the token from a mail",
+}
+# refresh rotates the session's refresh token and logout ends the developer's sessions: they run last
+REFRESH = "POST /api/v2/developer/refresh"
+LAST = (REFRESH, "POST /api/v2/developer/logout")
 
 
 @pytest.fixture(scope="module")
-def portal_schema(tmp_path_factory: pytest.TempPathFactory):
-    data: Path = tmp_path_factory.mktemp("schemathesis-portal")
-    url = f"sqlite+aiosqlite:///{data / 'k.db'}"
-    settings_ = Settings(data_dir=data, database_url=url, mail_outbox=data / "outbox")
-    engine = create_engine(url, poolclass=NullPool)
-    rt = Runtime(settings_, engine, session_factory(engine), Vault(bytes(32)), httpx.AsyncClient(timeout=2))
-    rt.extras["password_hasher"] = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-    async def prepare() -> None:
-        await migrate.upgrade(engine)
-        await installation.ensure(rt)
-        portal_id = await ensure_default_portal(rt)
-        cat = await seed_catalog(rt, portal_id)
-        dev = await approved_developer(rt, portal_id=portal_id)
-        STATE["token"] = dev.access_token
-        STATE["productId"] = str(cat.product_id)
-        STATE["productVersionId"] = str(cat.version_id)
-
-    asyncio.run(prepare())
-    app = create_app(settings_, runtime=rt)
-    return schemathesis.openapi.from_asgi("/v2/openapi.json", app)
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return build_world(tmp_path_factory.mktemp("fuzz-portal"))
 
 
-def test_portal_account_and_catalog_operations_never_5xx(portal_schema):
-    auth = {"Authorization": f"Bearer {STATE['token']}"}
-    checked = []
-    operations = [r.ok() for r in portal_schema.get_all_operations()]
-    # logout ends the developer's sessions: it runs last
-    operations.sort(key=lambda op: op.path.endswith("/logout"))
-    for operation in operations:
-        if not operation.path.startswith(MINE) or operation.path.endswith(THEIRS):
-            continue
+def plan(world: World) -> Plan:
+    ids = world.ids
+    return Plan(
+        headers={"Authorization": f"Bearer {world.developer_token}"},
+        ids=ids,
+        body_ids={
+            "product_version_id": ids["productVersionId"],
+            "auth_strategy_id": ids["keyStrategyId"],
+            # most sign-ins, sign-ups and reset requests name the seeded developer (the success paths run)
+            "username": world.developer_email,
+            "email": world.developer_email,
+            "password": DEVELOPER_PASSWORD,
+        },
+        # refresh is authenticated by the refresh cookie (and, as a cookie-authenticated write, the CSRF header)
+        headers_for={
+            REFRESH: {
+                "Cookie": f"portalrefreshtoken={world.developer_refresh_token}",
+                "X-Requested-With": "XMLHttpRequest",
+            }
+        },
+        last=LAST,
+    )
 
-        @given(case=operation.as_strategy())
-        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def run(case):
-            for name, value in (case.path_parameters or {}).items():
-                if name in STATE and str(value)[:1] in "01234567":
-                    case.path_parameters[name] = STATE[name]  # about half the cases reach seeded rows
-            response = case.call(headers=auth)
-            assert response.status_code < 500, (case.method, case.formatted_path, response.text)
-            case.validate_response(response, checks=CHECKS)
 
-        run()
-        checked.append(operation.label)
-    assert len(checked) >= 15, checked
+@pytest.mark.xdist_group("fuzz-portal")
+def test_every_portal_operation_never_5xx_and_matches_its_schema(world: World) -> None:
+    schema = schemathesis.openapi.from_asgi("/v2/openapi.json", world.app)
+    labels = operations_of(world.app.openapi(), PORTAL_API)
+    the_plan = plan(world)
+    # every operation reaches a seeded row: a new path parameter needs a row in tests/integration/fuzz/world.py
+    unseeded = {label: path_parameters(label) - set(the_plan.ids) for label in labels}
+    assert {k: v for k, v in unseeded.items() if v} == {}
+    report = fuzz(schema, labels, the_plan, positive=POSITIVE, negative=NEGATIVE)
+    if os.environ.get("KEYSTILE_TEST_FUZZ_SUMMARY"):
+        print(report.summary(), report.follow_ups)
+    assert report.failures == {}, "\n\n".join(f"{k}\n{v}" for k, v in sorted(report.failures.items()))
+    assert set(report.statuses) == labels
+    unauthenticated = sorted(label for label, c in report.statuses.items() if set(c) <= {401, 403})
+    assert unauthenticated == [], unauthenticated
+    if settings.default.derandomize:
+        # CI draws the same examples every run (tests/conftest.py), so which operations succeed is fixed; a local
+        # run draws fresh ones and an operation with few successful shapes may miss, so it is checked in CI only
+        assert sorted(report.never_succeeded() - set(NO_SUCCESS)) == []

@@ -13,6 +13,8 @@ from starlette.responses import JSONResponse, Response
 from keystile.api.auth import admin_ctx
 from keystile.api.body import read_json
 from keystile.api.management.common import list_query, no_content
+from keystile.api.openapi import request_body
+from keystile.domain.applications import RegistrationStatusUpdate
 from keystile.services import applications, registrations
 from keystile.services.context import Ctx
 
@@ -61,7 +63,12 @@ async def get_app_registration(
     return JSONResponse(await registrations.admin_get(ctx, portalId, registrationId, applicationId))
 
 
-@router.patch(APPS + "/{applicationId}/registrations/{registrationId}", name="registration.update", response_model=None)
+@router.patch(
+    APPS + "/{applicationId}/registrations/{registrationId}",
+    name="registration.update",
+    response_model=None,
+    openapi_extra=request_body(RegistrationStatusUpdate),
+)
 async def update_app_registration(
     portalId: uuid.UUID,
     applicationId: uuid.UUID,
@@ -97,7 +104,12 @@ async def get_registration(portalId: uuid.UUID, registrationId: uuid.UUID, ctx: 
     return JSONResponse(await registrations.admin_get(ctx, portalId, registrationId))
 
 
-@router.patch(REGS + "/{registrationId}", name="registration.update_in_portal", response_model=None)
+@router.patch(
+    REGS + "/{registrationId}",
+    name="registration.update_in_portal",
+    response_model=None,
+    openapi_extra=request_body(RegistrationStatusUpdate),
+)
 async def update_registration(
     portalId: uuid.UUID, registrationId: uuid.UUID, request: Request, ctx: Ctx = Depends(admin_ctx)
 ) -> Response:

@@ -56,7 +56,11 @@ async def create_credential(applicationId: uuid.UUID, request: Request, ctx: Ctx
 
 
 @router.put(
-    "/{credentialId}", name="credential.update", response_model=None, openapi_extra=request_body(CredentialUpdate)
+    "/{credentialId}",
+    name="credential.update",
+    response_model=None,
+    response_class=Response,  # 200 with no body (portal-api.md §5): the document must not promise JSON
+    openapi_extra=request_body(CredentialUpdate),
 )
 async def rename_credential(
     applicationId: uuid.UUID, credentialId: str, request: Request, ctx: Ctx = Depends(developer_ctx)

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from keystile.api.management.schemas import Meta
+from keystile.api.openapi import request_body
 
 __all__ = [
     "DeveloperMeOut",
@@ -25,9 +26,7 @@ __all__ = [
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
     """`openapi_extra` declaring a required JSON request body with `model`'s schema (inlined)."""
-    schema = model.model_json_schema()
-    schema.pop("$defs", None)
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    return request_body(model)
 
 
 class DeveloperMeOut(BaseModel):
