@@ -30,3 +30,12 @@ def test_invalid_parameter_omits_empty_extras():
     }
     e = ValidationError.single("strategy_type", "enum", "no", choices=["a", "b"])
     assert e.items[0].as_dict()["choices"] == ["a", "b"]
+
+
+def test_an_idp_retry_after_reaches_the_client_with_the_502():
+    from keystile.api.problems import to_response
+
+    throttled = ProviderError(provider_type="okta", operation="register", status=429, retry_after=1.2)
+    response = to_response(throttled)
+    assert (response.status_code, response.headers["retry-after"]) == (502, "2")
+    assert "retry-after" not in to_response(ProviderError(provider_type="okta", operation="register")).headers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI
@@ -123,6 +124,9 @@ def to_response(exc: e.KeystileError) -> JSONResponse:
         return problem(409, exc.detail, headers={"Location": exc.location} if exc.location else None)
     if isinstance(exc, e.ThrottledError):
         return problem(429, exc.detail, headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, e.ProviderError) and exc.retry_after is not None and exc.retry_after >= 0:
+        # the IdP said when to come back (429 or 503 with Retry-After): pass it on with the 502
+        return problem(status, exc.detail, headers={"Retry-After": str(math.ceil(exc.retry_after))})
     if status == 500:
         log.error("unexpected domain error", exc_info=exc)
         return problem(500, "An unexpected error occurred; the server log has the details under this trace id")

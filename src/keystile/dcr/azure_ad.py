@@ -536,7 +536,7 @@ class AzureAdProvider(BaseProvider):
         try:
             await self.deregister(ref)
         except ProviderError as exc:
-            report.cleanup = ref
+            report.cleanup, report.cleanup_landed = ref, exc.may_have_landed
             problems.append(f"the trial client {issued.client_id} could not be deleted: {exc}")
         if problems:
             report.failed("trial_registration", "; ".join(problems))

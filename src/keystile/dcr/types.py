@@ -198,12 +198,13 @@ class VerifyReport:
     """The verify result. `status` is `success` exactly when `errors` is empty.
 
     `cleanup` is set when a trial registration was made but its clean-up delete failed: the caller queues a
-    deregister of that client (it carries the client_id and its handles).
+    deregister of that client (it carries the client_id and its handles), noting `cleanup_landed`.
     """
 
     checks: list[VerifyCheck] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     cleanup: ClientRef | None = None
+    cleanup_landed: bool = False  # the failed clean-up DELETE may have been carried out (ProviderError.may_have_landed)
 
     @property
     def status(self) -> Literal["success", "failed"]:

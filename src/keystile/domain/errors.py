@@ -184,6 +184,12 @@ class ProviderError(KeystileError):
         KeystileError.__init__(self, self.sentence())
 
     @property
+    def may_have_landed(self) -> bool:
+        """Whether the IdP may have carried the request out: it answered (even an error), or the request may have
+        reached it without an answer. A later DELETE answered 401/404 then means "already gone"."""
+        return self.outcome_unknown or self.status is not None or bool(self.extra.get("may_have_landed"))
+
+    @property
     def provider_name(self) -> str:
         return _PROVIDER_NAMES.get(self.provider_type, self.provider_type)
 

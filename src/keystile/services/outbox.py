@@ -155,7 +155,7 @@ def may_have_landed(exc: ProviderError) -> bool:
     """Whether a failed IdP call may still have been carried out: an answer came, or none came after the request
     went out (a read timeout, a connection dropped after sending). A DELETE that may have landed makes the next
     one's 401 mean "already gone" (RFC 7592: the registration access token died with the client)."""
-    return exc.outcome_unknown or exc.status is not None or bool(exc.extra.get("may_have_landed"))
+    return exc.may_have_landed
 
 
 def enqueue_deregister(

@@ -121,6 +121,7 @@ async def _strategy_trial(
             await adapter.deregister(issued.as_ref(app.application_id, app.created_at))
         except ProviderError as exc:
             report.cleanup = issued.as_ref(app.application_id, app.created_at)
+            report.cleanup_landed = exc.may_have_landed
             report.failed("trial_cleanup", f"the trial client {issued.client_id} could not be deleted: {exc}")
         else:
             report.passed("trial_cleanup", f"client {issued.client_id} deleted")
@@ -212,7 +213,13 @@ async def _queue_cleanup(ctx: Ctx, provider_id: uuid.UUID, report: VerifyReport)
     """A trial client that could not be deleted goes to the outbox, which retries the delete (§2 "Verify")."""
     if report.cleanup is None:
         return
-    outbox.enqueue_deregister(ctx, provider_id, report.cleanup, last_error="trial client clean-up failed")
+    outbox.enqueue_deregister(
+        ctx,
+        provider_id,
+        report.cleanup,
+        last_error="trial client clean-up failed",
+        maybe_landed=report.cleanup_landed,
+    )
     await ctx.session.commit()
 
 

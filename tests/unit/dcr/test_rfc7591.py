@@ -78,6 +78,7 @@ async def test_without_registration_client_uri_nothing_can_be_managed():
     assert "the registration answer lacks registration_client_uri" in trial.detail
     assert "could not be deleted" in trial.detail
     assert report.cleanup is not None
+    assert report.cleanup_landed is False  # refused before any DELETE was sent
     fake.assert_clean()
 
 
