@@ -203,29 +203,37 @@ def _seed(admin: httpx.Client, upstream: str) -> dict[str, str]:
     portal = _ok(admin.get("/v2/portals", params={"filter[name]": "default"}), "portal")["data"][0]
     _ok(admin.patch(f"/v2/portals/{portal['id']}", json={"auto_approve_developers": True}), "auto-approve devs")
     product = _ok(admin.post("/v2/api-products", json={"name": "Echo", "portal_ids": [portal["id"]]}), "product")
+    version = _publish_version(admin, portal["id"], product["id"], strategy["id"], "v1", upstream, "/echo")
+    token = _ok(admin.post("/v2/data-plane/tokens", json={"name": "cluster"}), "dataplane token")["token"]
+    return {"strategy": strategy["id"], "version": version["id"], "dataplane_token": token}
+
+
+def _publish_version(
+    admin: httpx.Client, portal_id: str, product_id: str, strategy_id: str, name: str, upstream: str, path: str
+) -> dict[str, Any]:
+    """A product version routed at `path`, published with registration auto-approved under one strategy."""
     version = _ok(
         admin.post(
-            f"/v2/api-products/{product['id']}/product-versions",
-            json={"name": "v1", "gateway_service": {"upstream_url": upstream, "paths": ["/echo"]}},
+            f"/v2/api-products/{product_id}/product-versions",
+            json={"name": name, "gateway_service": {"upstream_url": upstream, "paths": [path]}},
         ),
         "version",
     )
     _ok(
         admin.post(
-            f"/v2/portals/{portal['id']}/product-versions",
+            f"/v2/portals/{portal_id}/product-versions",
             json={
                 "product_version_id": version["id"],
                 "publish_status": "published",
                 "application_registration_enabled": True,
                 "auto_approve_registration": True,
                 "deprecated": False,
-                "auth_strategy_ids": [strategy["id"]],
+                "auth_strategy_ids": [strategy_id],
             },
         ),
         "publish",
     )
-    token = _ok(admin.post("/v2/data-plane/tokens", json={"name": "cluster"}), "dataplane token")["token"]
-    return {"strategy": strategy["id"], "version": version["id"], "dataplane_token": token}
+    return version
 
 
 def _make_app(dev: httpx.Client, facts: dict[str, str], name: str) -> tuple[str, str]:
@@ -282,27 +290,7 @@ def _seed_client_credentials(admin: httpx.Client, c: Cluster) -> dict[str, str]:
     )
     portal = _ok(admin.get("/v2/portals", params={"filter[name]": "default"}), "portal")["data"][0]
     product = _ok(admin.get("/v2/api-products", params={"filter[name]": "Echo"}), "product")["data"][0]
-    version = _ok(
-        admin.post(
-            f"/v2/api-products/{product['id']}/product-versions",
-            json={"name": "v2", "gateway_service": {"upstream_url": c.url("upstream"), "paths": ["/echo-cc"]}},
-        ),
-        "oauth version",
-    )
-    _ok(
-        admin.post(
-            f"/v2/portals/{portal['id']}/product-versions",
-            json={
-                "product_version_id": version["id"],
-                "publish_status": "published",
-                "application_registration_enabled": True,
-                "auto_approve_registration": True,
-                "deprecated": False,
-                "auth_strategy_ids": [strategy["id"]],
-            },
-        ),
-        "publish the oauth version",
-    )
+    version = _publish_version(admin, portal["id"], product["id"], strategy["id"], "v2", c.url("upstream"), "/echo-cc")
     return {"strategy": strategy["id"], "version": version["id"]}
 
 

@@ -4,9 +4,12 @@ bridge from the outbox, in order."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +18,7 @@ from sqlalchemy import update
 from keystile.services import installation, outbox
 from keystile.services.context import SYSTEM
 from keystile.store.models import Application, IdpOperation, Portal
-from tests.integration.outbox.world import make_world, operations, publish_version
+from tests.integration.outbox.world import World, make_world, operations, publish_version
 
 from .test_applications import KEY_AUTH, seed_app
 
@@ -121,6 +124,37 @@ BRIDGE = "https://bridge.test/dcr"
 BRIDGE_KEY = "bridge_key_0123456789"
 
 
+@contextlib.asynccontextmanager
+async def bridge_world(
+    api, handler: Callable[[httpx.Request], httpx.Response], *, apps: int = 1, **dcr_config: Any
+) -> AsyncIterator[tuple[World, list[uuid.UUID]]]:
+    """A world on an HTTP DCR bridge answered by `handler`, with `apps` applications bound to it as clients
+    `client-1`, `client-2`, …"""
+    original = api.runtime.http
+    api.runtime.http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    try:
+        provider = {
+            "name": "bridge",
+            "provider_type": "http",
+            "issuer": "https://idp.test",
+            "dcr_config": {"dcr_base_url": BRIDGE, "api_key": BRIDGE_KEY, **dcr_config},
+        }
+        world = await make_world(api.runtime, api.client, provider=provider)
+        ids = [await seed_app(api.runtime, world) for _ in range(apps)]
+        async with api.runtime.sessions() as session:
+            for i, app_id in enumerate(ids, start=1):
+                await session.execute(
+                    update(Application)
+                    .where(Application.id == app_id)
+                    .values(dcr_provider_id=uuid.UUID(world.provider_id), reference_id=f"client-{i}")
+                )
+            await session.commit()
+        yield world, ids
+    finally:
+        await api.runtime.http.aclose()
+        api.runtime.http = original
+
+
 async def test_registration_events_reach_an_http_bridge_from_the_outbox_in_order(api):
     received: list[dict] = []
 
@@ -131,24 +165,7 @@ async def test_registration_events_reach_an_http_bridge_from_the_outbox_in_order
         received.append(json.loads(request.content))
         return httpx.Response(200, json={})
 
-    original = api.runtime.http
-    api.runtime.http = httpx.AsyncClient(transport=httpx.MockTransport(bridge))
-    try:
-        provider = {
-            "name": "bridge",
-            "provider_type": "http",
-            "issuer": "https://idp.test",
-            "dcr_config": {"dcr_base_url": BRIDGE, "api_key": BRIDGE_KEY},
-        }
-        world = await make_world(api.runtime, api.client, provider=provider)
-        app_id = await seed_app(api.runtime, world)
-        async with api.runtime.sessions() as session:
-            await session.execute(
-                update(Application)
-                .where(Application.id == app_id)
-                .values(dcr_provider_id=uuid.UUID(world.provider_id), reference_id="client-1")
-            )
-            await session.commit()
+    async with bridge_world(api, bridge) as (world, [app_id]):
         base = f"/api/v2/applications/{app_id}/registrations"
         reg = (
             await api.client.post(base, json={"product_version_id": str(world.version_id)}, headers=world.as_dev())
@@ -166,9 +183,6 @@ async def test_registration_events_reach_an_http_bridge_from_the_outbox_in_order
         assert received[0]["application_id"] == str(app_id)
         assert received[0]["api_product_version_id"] == str(world.version_id)
         assert await operations(api.runtime) == []
-    finally:
-        await api.runtime.http.aclose()
-        api.runtime.http = original
 
 
 async def test_a_dcr_patch_is_pushed_to_the_bridge_from_the_outbox_and_never_fails_the_patch(api):
@@ -182,24 +196,7 @@ async def test_a_dcr_patch_is_pushed_to_the_bridge_from_the_outbox_and_never_fai
         received.append(json.loads(request.content))
         return httpx.Response(200, json={})
 
-    original = api.runtime.http
-    api.runtime.http = httpx.AsyncClient(transport=httpx.MockTransport(bridge))
-    try:
-        provider = {
-            "name": "bridge",
-            "provider_type": "http",
-            "issuer": "https://idp.test",
-            "dcr_config": {"dcr_base_url": BRIDGE, "api_key": BRIDGE_KEY, "disable_refresh_secret": True},
-        }
-        world = await make_world(api.runtime, api.client, provider=provider)
-        app_id = await seed_app(api.runtime, world)
-        async with api.runtime.sessions() as session:
-            await session.execute(
-                update(Application)
-                .where(Application.id == app_id)
-                .values(dcr_provider_id=uuid.UUID(world.provider_id), reference_id="client-1")
-            )
-            await session.commit()
+    async with bridge_world(api, bridge, disable_refresh_secret=True) as (world, [app_id]):
         patched = await api.client.patch(
             f"/api/v2/applications/{app_id}",
             json={"name": "renamed", "redirect_uri": "https://app.example.com/cb"},
@@ -224,9 +221,6 @@ async def test_a_dcr_patch_is_pushed_to_the_bridge_from_the_outbox_and_never_fai
         refresh = await api.client.post(f"/api/v2/applications/{app_id}/refresh-token", headers=world.as_dev())
         assert refresh.status_code == 400  # disable_refresh_secret
         assert refresh.json()["invalid_parameters"][0]["field"] == "auth_strategy_id"
-    finally:
-        await api.runtime.http.aclose()
-        api.runtime.http = original
 
 
 async def test_applications_of_a_product_version(api):
@@ -262,25 +256,7 @@ async def test_a_forced_delete_announces_each_approved_registration_to_the_bridg
         received.append(json.loads(request.content))
         return httpx.Response(200, json={})
 
-    original = api.runtime.http
-    api.runtime.http = httpx.AsyncClient(transport=httpx.MockTransport(bridge))
-    try:
-        provider = {
-            "name": "bridge",
-            "provider_type": "http",
-            "issuer": "https://idp.test",
-            "dcr_config": {"dcr_base_url": BRIDGE, "api_key": BRIDGE_KEY},
-        }
-        world = await make_world(api.runtime, api.client, provider=provider)
-        apps = [await seed_app(api.runtime, world) for _ in range(3)]
-        async with api.runtime.sessions() as session:
-            for i, app_id in enumerate(apps):
-                await session.execute(
-                    update(Application)
-                    .where(Application.id == app_id)
-                    .values(dcr_provider_id=uuid.UUID(world.provider_id), reference_id=f"client-{i}")
-                )
-            await session.commit()
+    async with bridge_world(api, bridge, apps=3) as (world, apps):
         for i, app_id in enumerate(apps):
             reg = (
                 await api.client.post(
@@ -308,6 +284,3 @@ async def test_a_forced_delete_announces_each_approved_registration_to_the_bridg
         assert sorted(e["application_id"] for e in removed) == sorted(str(a) for a in apps[:2])
         assert {e["api_product_version_id"] for e in removed} == {str(world.version_id)}
         assert await operations(api.runtime) == []
-    finally:
-        await api.runtime.http.aclose()
-        api.runtime.http = original
