@@ -99,6 +99,7 @@ ADMIN_LIST_SPEC = ListSpec(
         "developer_email": "string",
         "name": "string",
         "status": "string",
+        "needs_attention": "bool",
     },
     sorts=("created_at", "developer_id", "name"),
 )
@@ -237,6 +238,7 @@ def view(app: Application, strategy: AuthStrategy, provider: DcrProvider | None)
         "auth_strategy": strategy_view(strategy, provider),
         "scopes": list(app.scopes or []),
         "status": app.status,
+        "needs_attention": app.needs_attention,
         "created_at": rfc3339(app.created_at),
         "updated_at": rfc3339(app.updated_at),
     }
@@ -275,6 +277,7 @@ def admin_view(
         "auth_strategy": _admin_strategy(strategy),
         "granted_scopes": None,
         "status": app.status,
+        "needs_attention": app.needs_attention,
         "created_at": rfc3339(app.created_at),
         "updated_at": rfc3339(app.updated_at),
     }
@@ -857,6 +860,7 @@ async def refresh_token(ctx: Ctx, app_id: uuid.UUID) -> dict[str, str]:
             ctx, app, rotated.credential_id, rotated.expires_at, pending=rotated.needs_probe
         )
         app.updated_at = _now()
+        app.needs_attention = False  # the developer holds the secret the IdP holds again
         audit.record(ctx, "application.refresh_token", "application", app.id, status_code=201)
         await installation.bump_config_version(ctx)
         await ctx.session.commit()
@@ -958,6 +962,7 @@ async def admin_list(ctx: Ctx, portal_id: uuid.UUID, query: ListQuery) -> Page:
         "developer_email": Developer.email,
         "name": Application.name,
         "status": Application.status,
+        "needs_attention": Application.needs_attention,
         "created_at": Application.created_at,
     }
     stmt = (

@@ -325,8 +325,16 @@ async def test_refresh_token_under_an_idp_fault(scene: Scene, fault: str) -> Non
     during = await scene.rows()
     row = during.app(app_id)
     assert row is not None and row.status == "active"
-    # a PUT whose outcome is unknown may have rotated the secret and the RAT: the application is flagged
-    assert row.needs_attention is (fault != "429"), r.text
+    # a PUT whose outcome is unknown may have rotated the secret and the RAT: the application is flagged, and
+    # both the developer and the portal's admins can see it
+    flagged = fault != "429"
+    assert row.needs_attention is flagged, r.text
+    mine = await scene.api.client.get(f"/api/v2/applications/{app_id}", headers=scene.dev)
+    assert mine.json()["needs_attention"] is flagged
+    listed = await scene.api.client.get(
+        f"/v2/portals/{scene.world.portal_id}/applications", params={"filter[needs_attention]": "true"}
+    )
+    assert [a["id"] for a in listed.json()["data"]] == ([app_id] if flagged else [])
     assert during.creds_of(app_id) == ["active"]  # no credential record made or ended
     assert during.ops == before.ops == []
     assert during.events_since(before) == []
@@ -353,6 +361,7 @@ async def test_refresh_token_under_an_idp_fault(scene: Scene, fault: str) -> Non
         assert await scene.token(creds["client_id"], creds["client_secret"]) == 401
         assert after.creds_of(app_id) == ["active", "revoked"]
         assert after.events_since(before) == [("application.refresh_token", "success", app_id)]
+        assert after.app(app_id).needs_attention is False  # a refresh that worked clears the flag
     assert set(scene.idp_clients()) == set(clients_before)
     assert scene.idp_clients_of(app_id) == [creds["client_id"]]
 

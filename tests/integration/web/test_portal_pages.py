@@ -404,3 +404,27 @@ async def test_self_managed_app_asks_for_the_client_id(browser: Browser) -> None
     detail = await browser.get(detail_url)
     assert "0oa-own-client" in detail.text
     assert "single secret" in detail.text
+
+
+async def test_an_app_needing_attention_says_so_to_its_developer_and_to_admins(browser: Browser) -> None:
+    from sqlalchemy import update
+
+    from keystile.store.models import Application
+
+    portal_id = str(await ensure_default_portal(browser.runtime))
+    ids = await publish_key_auth_product(browser, portal_id)
+    dev = await approved_developer(browser.runtime, portal_id=uuid.UUID(portal_id))
+    browser.client.cookies.set("portalaccesstoken", dev.access_token)
+    created = await browser.submit("/apps/new", "/apps/new", {"name": "flagged", "auth_strategy_id": ids["strategy"]})
+    proceed = re.search(r'href="(/apps/[0-9a-f-]+)">Proceed', created.text).group(1)
+    assert "may no longer work" not in (await browser.get(proceed)).text
+    app_id = uuid.UUID(proceed.rsplit("/", 1)[1])
+    async with browser.runtime.sessions() as session:
+        await session.execute(update(Application).where(Application.id == app_id).values(needs_attention=True))
+        await session.commit()
+    page = await browser.get(proceed)
+    assert "This app's secret may no longer work." in page.text
+    await browser.admin_login()
+    admin = await browser.get(f"/admin/applications?portal={portal_id}")
+    assert admin.status_code == 200
+    assert ">needs attention</span>" in admin.text
