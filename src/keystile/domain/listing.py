@@ -9,8 +9,10 @@ from typing import Literal
 
 from keystile.domain.errors import InvalidParameter, ValidationError
 
-__all__ = ["FieldKind", "Filter", "ListQuery", "ListSpec", "Page", "parse_list_query"]
+__all__ = ["MAX_PAGE_NUMBER", "FieldKind", "Filter", "ListQuery", "ListSpec", "Page", "parse_list_query"]
 
+#: page[number] ceiling: (number - 1) × page[size] (≤ 1000) stays far inside a 64-bit OFFSET
+MAX_PAGE_NUMBER = 1_000_000_000
 FieldKind = Literal["string", "uuid", "bool", "datetime", "int"]
 _OPS: dict[str, tuple[str, ...]] = {
     "string": ("eq", "neq", "contains", "oeq", "ocontains"),
@@ -66,7 +68,10 @@ def _convert(kind: FieldKind, raw: str, name: str, problems: list[InvalidParamet
                 raise ValueError
             return raw == "true"
         if kind == "int":
-            return int(raw)
+            number = int(raw)
+            if not -(2**63) <= number < 2**63:  # the databases' 64-bit integers
+                raise ValueError
+            return number
         if kind == "datetime":
             return datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
@@ -98,6 +103,17 @@ def parse_list_query(params: list[tuple[str, str]], spec: ListSpec) -> ListQuery
             else:
                 if n < 1:
                     problems.append(InvalidParameter(key, "min", "page[number] must be 1 or more", "query", minimum=1))
+                elif n > MAX_PAGE_NUMBER:
+                    # the row offset must fit the databases' 64-bit integers (was a 500 from the driver)
+                    problems.append(
+                        InvalidParameter(
+                            key,
+                            "max",
+                            f"page[number] must be at most {MAX_PAGE_NUMBER}",
+                            "query",
+                            maximum=MAX_PAGE_NUMBER,
+                        )
+                    )
                 query.page_number = n
         elif key == "sort":
             parts = raw.strip().split()

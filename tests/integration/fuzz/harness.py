@@ -44,6 +44,85 @@ METHODS = ("get", "put", "post", "patch", "delete", "head", "options", "trace")
 PARAM = re.compile(r"\{[^}]+\}")
 
 
+# The list operations read `page[size]`, `page[number]`, `sort` and `filter[field][op]` (management-api.md §1.3),
+# which the served document does not declare, so schemathesis would never send them: the list operations get
+# these drawn on top of each generated case (well-formed, malformed and unknown names alike).
+_VISIBLE = st.characters(blacklist_categories=("Cs",))  # lone surrogates cannot be put in a URL at all
+LIST_QUERY = st.dictionaries(
+    st.one_of(
+        st.sampled_from(
+            [
+                "page[size]",
+                "page[number]",
+                "sort",
+                "filter[name]",
+                "filter[name][eq]",
+                "filter[name][neq]",
+                "filter[name][contains]",
+                "filter[name][oeq]",
+                "filter[id][eq]",
+                "filter[id][oeq]",
+                "filter[status]",
+                "filter[created_at][gte]",
+                "filter[created_at][lt]",
+                "filter[nope][eq]",
+                "filter[name][bogus]",
+                "filter[name][eq][eq]",
+                "filter[]",
+                "filter",
+                "page",
+                "page[size][x]",
+            ]
+        ),
+        st.text(_VISIBLE, max_size=12),
+    ),
+    st.one_of(
+        st.sampled_from(
+            [
+                "0",
+                "-1",
+                "1",
+                "2",
+                "100",
+                "101",
+                "1000",
+                "99999999999999999999999",
+                "1e3",
+                "name",
+                "-name",
+                "created_at",
+                "-created_at",
+                "updated_at",
+                "true",
+                "false",
+                "2026-01-01T00:00:00Z",
+                "2026-13-45",
+                "not-a-date",
+                "00000000-0000-0000-0000-000000000000",
+                "a,b",
+                "",
+            ]
+        ),
+        st.text(_VISIBLE, max_size=24),
+    ),
+    max_size=4,
+)
+
+
+def list_operations(document: dict[str, Any]) -> set[str]:
+    """GET operations on a collection (a path ending in a name, not a `{parameter}`) that answer a page."""
+    lists = set()
+    for path, item in document.get("paths", {}).items():
+        get = item.get("get")
+        if get is None or path.endswith("}"):
+            continue
+        schema = get.get("responses", {}).get("200", {}).get("content", {}).get("application/json", {}).get("schema")
+        ref = (schema or {}).get("$ref", "")
+        if ref.endswith("Page") or not ref:
+            lists.add(f"GET {path}")
+    return lists
+
+
 def served_operations(document: dict[str, Any]) -> set[str]:
     """Every `METHOD /path` of an OpenAPI document."""
     return {
@@ -96,6 +175,8 @@ class Plan:
     adjust: dict[str, Callable[[Any], None]] = field(default_factory=dict)
     #: operation labels run after all others (in this order), e.g. logout
     last: tuple[str, ...] = ()
+    #: list operations: each case also carries drawn paging / filter / sort parameters (`LIST_QUERY`)
+    lists: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -168,11 +249,15 @@ class _OperationRun:
         except Exception:  # nothing to generate in this mode (e.g. no parameter to break)
             return
 
-        @given(case=strategy, pick=st.integers(0, 3))
+        extras = LIST_QUERY if self.label in self.plan.lists else st.just({})
+
+        @given(case=strategy, pick=st.integers(0, 3), extra=extras)
         @settings(max_examples=count, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def run(case: Any, pick: int) -> None:
+        def run(case: Any, pick: int, extra: dict[str, str]) -> None:
             # a failure is recorded, not raised: the API keeps state (rows deleted, sign-ups throttled), so
             # hypothesis' replay of a failing example would not see the same answer and report it as flaky
+            if extra:
+                case.query = {**(case.query or {}), **extra}
             try:
                 self.send(case, pick, negative=mode is GenerationMode.NEGATIVE)
             except (Exception, BaseExceptionGroup) as exc:

@@ -124,3 +124,45 @@ async def test_credential_rename_answers_200_without_a_body_as_documented(
     assert response.status_code == 200, response.text
     assert response.content == b""
     conforms(world, "PUT", path, response)
+
+
+@pytest.mark.parametrize(
+    ("path", "token"),
+    [
+        ("/v2/api-products", "admin"),
+        ("/v2/audit-logs", "admin"),
+        ("/v2/portals/{portalId}/applications", "admin"),
+        ("/api/v2/products", "developer"),
+        ("/api/v2/applications", "developer"),
+    ],
+)
+async def test_a_page_number_past_64_bits_is_a_400_not_a_500(
+    world: World, client: httpx.AsyncClient, path: str, token: str
+) -> None:
+    # every list answered 500 (the driver's OverflowError on OFFSET) for page[number]=99999999999999999999999
+    headers = admin(world) if token == "admin" else developer(world)
+    url = path.format(**world.ids)
+    for number in ("99999999999999999999999", "9223372036854775807", "1000000001"):
+        response = await client.get(url, params={"page[number]": number}, headers=headers)
+        assert response.status_code == 400, (number, response.text)
+        (problem,) = response.json()["invalid_parameters"]
+        assert problem == {
+            "field": "page[number]",
+            "rule": "max",
+            "reason": "page[number] must be at most 1000000000",
+            "source": "query",
+            "maximum": 1_000_000_000,
+        }
+        conforms(world, "GET", path, response)
+    # the ceiling itself is still a page past the end: empty data, as before
+    response = await client.get(url, params={"page[number]": "1000000000", "page[size]": "1000"}, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == []
+    assert response.json()["meta"]["page"]["number"] == 1_000_000_000
+
+
+async def test_a_page_number_past_64_bits_is_a_400_on_both_databases(api) -> None:
+    # the same overflow, on the shared test runtime (SQLite and PostgreSQL)
+    response = await api.client.get("/v2/portals", params={"page[number]": "9223372036854775808"})
+    assert response.status_code == 400, response.text
+    assert response.json()["invalid_parameters"][0]["rule"] == "max"

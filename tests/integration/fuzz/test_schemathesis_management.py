@@ -11,7 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import settings
 
-from tests.integration.fuzz.harness import MANAGEMENT_API, Plan, fuzz, operations_of, path_parameters
+from tests.integration.fuzz.harness import MANAGEMENT_API, Plan, fuzz, list_operations, operations_of, path_parameters
 from tests.integration.fuzz.world import World, build_world
 
 POSITIVE = 10
@@ -45,6 +45,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, builtin_idp) -> World:
 def plan(world: World) -> Plan:
     ids = world.ids
     return Plan(
+        lists=list_operations(world.app.openapi()),
         headers={"Authorization": f"Bearer {world.admin_token}"},
         ids=ids,
         ids_for={

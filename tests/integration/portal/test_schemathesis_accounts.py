@@ -11,7 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import settings
 
-from tests.integration.fuzz.harness import PORTAL_API, Plan, fuzz, operations_of, path_parameters
+from tests.integration.fuzz.harness import PORTAL_API, Plan, fuzz, list_operations, operations_of, path_parameters
 from tests.integration.fuzz.world import DEVELOPER_PASSWORD, World, build_world
 
 POSITIVE = 12
@@ -36,6 +36,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 def plan(world: World) -> Plan:
     ids = world.ids
     return Plan(
+        lists=list_operations(world.app.openapi()),
         headers={"Authorization": f"Bearer {world.developer_token}"},
         ids=ids,
         body_ids={
