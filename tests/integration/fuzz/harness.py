@@ -109,6 +109,17 @@ LIST_QUERY = st.dictionaries(
 )
 
 
+# Creating POSTs honour an `Idempotency-Key` (management-api.md §1.5) the document does not declare either: every
+# POST draws none, one of two shared keys (so replays and reuse with another body happen) or an arbitrary one.
+_HEADER_TEXT = st.characters(min_codepoint=0x20, max_codepoint=0x7E)  # what an HTTP client can send as is
+IDEMPOTENCY = st.one_of(
+    st.just({}),
+    st.sampled_from(["fuzz-key-1", "fuzz-key-2"]).map(lambda key: {"Idempotency-Key": key}),
+    # surrounding spaces are refused by the HTTP client itself, before anything is sent
+    st.text(_HEADER_TEXT, max_size=300).map(lambda key: {"Idempotency-Key": key.strip()}),
+)
+
+
 def list_operations(document: dict[str, Any]) -> set[str]:
     """GET operations on a collection (a path ending in a name, not a `{parameter}`) that answer a page."""
     lists = set()
@@ -250,14 +261,17 @@ class _OperationRun:
             return
 
         extras = LIST_QUERY if self.label in self.plan.lists else st.just({})
+        headers = IDEMPOTENCY if self.label.startswith("POST ") else st.just({})
 
-        @given(case=strategy, pick=st.integers(0, 3), extra=extras)
+        @given(case=strategy, pick=st.integers(0, 3), extra=extras, extra_headers=headers)
         @settings(max_examples=count, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def run(case: Any, pick: int, extra: dict[str, str]) -> None:
+        def run(case: Any, pick: int, extra: dict[str, str], extra_headers: dict[str, str]) -> None:
             # a failure is recorded, not raised: the API keeps state (rows deleted, sign-ups throttled), so
             # hypothesis' replay of a failing example would not see the same answer and report it as flaky
             if extra:
                 case.query = {**(case.query or {}), **extra}
+            if extra_headers:
+                case.headers = {**(case.headers or {}), **extra_headers}
             try:
                 self.send(case, pick, negative=mode is GenerationMode.NEGATIVE)
             except (Exception, BaseExceptionGroup) as exc:
