@@ -166,3 +166,26 @@ async def test_a_page_number_past_64_bits_is_a_400_on_both_databases(api) -> Non
     response = await api.client.get("/v2/portals", params={"page[number]": "9223372036854775808"})
     assert response.status_code == 400, response.text
     assert response.json()["invalid_parameters"][0]["rule"] == "max"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/v2/portals/{portalId}/application-registrations", 200),
+        ("GET", "/v2/portals/{portalId}/application-registrations/{registrationId}", 200),
+        ("GET", "/v2/portals/{portalId}/applications/{applicationId}/registrations", 200),
+        ("GET", "/v2/portals/{portalId}/applications/{applicationId}/registrations/{registrationId}", 200),
+        ("GET", "/v2/idp-operations", 200),
+        ("GET", "/v2/idp-operations/{operationId}", 200),
+        ("POST", "/v2/idp-operations/{operationId}/retry", 202),
+    ],
+)
+async def test_registration_and_idp_operation_answers_are_documented(
+    world: World, document: dict[str, Any], client: httpx.AsyncClient, method: str, path: str, status: int
+) -> None:
+    # these answered an undocumented body (schema `{}`), so response_schema_conformance checked nothing
+    content = document["paths"][path][method.lower()]["responses"][str(status)]["content"]
+    assert content["application/json"]["schema"]["$ref"].startswith("#/components/schemas/")
+    response = await client.request(method, path.format(**world.ids), headers=admin(world))
+    assert response.status_code == status, response.text
+    conforms(world, method, path, response)

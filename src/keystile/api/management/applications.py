@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from keystile.api.auth import admin_ctx
 from keystile.api.body import read_json
 from keystile.api.management.common import list_query, no_content
+from keystile.api.management.schemas import AdminRegistrationOut, AdminRegistrationPage
 from keystile.api.openapi import request_body
 from keystile.domain.applications import RegistrationStatusUpdate
 from keystile.services import applications, registrations
@@ -48,7 +49,12 @@ async def get_any_application(applicationId: uuid.UUID, ctx: Ctx = Depends(admin
     return JSONResponse(await applications.admin_get(ctx, applicationId))
 
 
-@router.get(APPS + "/{applicationId}/registrations", name="registration.list_for_application", response_model=None)
+@router.get(
+    APPS + "/{applicationId}/registrations",
+    name="registration.list_for_application",
+    response_model=None,
+    responses={200: {"model": AdminRegistrationPage}},
+)
 async def list_app_registrations(
     portalId: uuid.UUID, applicationId: uuid.UUID, request: Request, ctx: Ctx = Depends(admin_ctx)
 ) -> Response:
@@ -56,7 +62,12 @@ async def list_app_registrations(
     return JSONResponse((await registrations.admin_list(ctx, portalId, query, applicationId)).as_dict())
 
 
-@router.get(APPS + "/{applicationId}/registrations/{registrationId}", name="registration.get", response_model=None)
+@router.get(
+    APPS + "/{applicationId}/registrations/{registrationId}",
+    name="registration.get",
+    response_model=None,
+    responses={200: {"model": AdminRegistrationOut}},
+)
 async def get_app_registration(
     portalId: uuid.UUID, applicationId: uuid.UUID, registrationId: uuid.UUID, ctx: Ctx = Depends(admin_ctx)
 ) -> Response:
@@ -68,6 +79,7 @@ async def get_app_registration(
     name="registration.update",
     response_model=None,
     openapi_extra=request_body(RegistrationStatusUpdate),
+    responses={200: {"model": AdminRegistrationOut}},
 )
 async def update_app_registration(
     portalId: uuid.UUID,
@@ -93,13 +105,18 @@ async def delete_app_registration(
     return no_content()
 
 
-@router.get(REGS, name="registration.list", response_model=None)
+@router.get(REGS, name="registration.list", response_model=None, responses={200: {"model": AdminRegistrationPage}})
 async def list_registrations(portalId: uuid.UUID, request: Request, ctx: Ctx = Depends(admin_ctx)) -> Response:
     query = list_query(request, registrations.ADMIN_LIST_SPEC)
     return JSONResponse((await registrations.admin_list(ctx, portalId, query)).as_dict())
 
 
-@router.get(REGS + "/{registrationId}", name="registration.get_in_portal", response_model=None)
+@router.get(
+    REGS + "/{registrationId}",
+    name="registration.get_in_portal",
+    response_model=None,
+    responses={200: {"model": AdminRegistrationOut}},
+)
 async def get_registration(portalId: uuid.UUID, registrationId: uuid.UUID, ctx: Ctx = Depends(admin_ctx)) -> Response:
     return JSONResponse(await registrations.admin_get(ctx, portalId, registrationId))
 
@@ -109,6 +126,7 @@ async def get_registration(portalId: uuid.UUID, registrationId: uuid.UUID, ctx: 
     name="registration.update_in_portal",
     response_model=None,
     openapi_extra=request_body(RegistrationStatusUpdate),
+    responses={200: {"model": AdminRegistrationOut}},
 )
 async def update_registration(
     portalId: uuid.UUID, registrationId: uuid.UUID, request: Request, ctx: Ctx = Depends(admin_ctx)

@@ -3,16 +3,20 @@ exactly like these; request bodies are documented from the domain models that va
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
 __all__ = [
+    "AdminRegistrationOut",
+    "AdminRegistrationPage",
     "AuditLogOut",
     "AuthStrategyOut",
     "AuthStrategyPage",
     "DcrProviderOut",
     "DcrProviderPage",
+    "IdpOperationOut",
+    "IdpOperationPage",
     "VerifyOut",
 ]
 
@@ -111,4 +115,48 @@ class AuditLogOut(BaseModel):
 
 class AuditLogPage(BaseModel):
     data: list[AuditLogOut]
+    meta: Meta
+
+
+class NamedRef(BaseModel):
+    id: str
+    name: str
+
+
+class AdminRegistrationOut(BaseModel):
+    """A registration on the Management API (`services.registrations.admin_view`)."""
+
+    id: str
+    status: Literal["approved", "pending", "revoked", "rejected"]
+    product: NamedRef
+    product_version: NamedRef
+    application: NamedRef
+    developer: NamedRef
+    granted_scopes: list[str] | None
+    created_at: str
+    updated_at: str
+
+
+class AdminRegistrationPage(BaseModel):
+    data: list[AdminRegistrationOut]
+    meta: Meta
+
+
+class IdpOperationOut(BaseModel):
+    """An outbox entry (`services.outbox.view`)."""
+
+    id: str
+    dcr_provider_id: str | None
+    application_id: str | None
+    client_id: str | None
+    operation: str
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: str
+    created_at: str
+
+
+class IdpOperationPage(BaseModel):
+    data: list[IdpOperationOut]
     meta: Meta
