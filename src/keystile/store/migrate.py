@@ -27,14 +27,21 @@ def alembic_config(connection: Connection) -> Config:
 
 
 def _locked(connection: Connection, fn: Any) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_ID})
-        try:
-            fn(alembic_config(connection))
-        finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_ID})
-    else:
+    """Run `fn` under the session-level advisory lock, committing before the lock goes: a replica that waited on
+    it must see this run's schema, not migrate again beside an uncommitted one."""
+    if connection.dialect.name != "postgresql":
         fn(alembic_config(connection))
+        return
+    connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_ID})
+    try:
+        fn(alembic_config(connection))
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_ID})
+        connection.commit()
 
 
 async def upgrade(engine: AsyncEngine) -> None:

@@ -158,3 +158,29 @@ async def test_replicas_initialising_an_empty_database_together_agree(tmp_path, 
         for e in engines:
             await e.dispose()
         drop_pg_database(name)
+
+
+async def test_replicas_migrating_an_empty_database_together_both_succeed(testrun_uid):
+    """Two replicas run the migrations at once on an empty PostgreSQL database: the second waits on the advisory
+    lock and must find the first one's schema committed when it gets the lock (not migrate again on top of it)."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from keystile.store import migrate
+    from keystile.store.db import create_engine
+    from tests.database import create_pg_database, drop_pg_database
+
+    name = f"keystile_test_migrate_race_{testrun_uid[:8]}"
+    url = create_pg_database(name)
+    engines = [create_engine(url, pool_size=1, max_overflow=0) for _ in range(2)]
+    try:
+        await asyncio.gather(*(migrate.upgrade(e) for e in engines))
+        async with engines[1].connect() as conn:
+            versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+        assert len(versions) == 1
+        await migrate.check(engines[0])
+    finally:
+        for e in engines:
+            await e.dispose()
+        drop_pg_database(name)
