@@ -217,7 +217,10 @@ def build_world(data: Path, *, idp_issuer: str | None = None, idp_token: str | N
     url = f"sqlite+aiosqlite:///{data / 'k.db'}"
     settings = Settings(data_dir=data, database_url=url, mail_outbox=data / "outbox")
     engine = create_engine(url, poolclass=NullPool)
-    rt = Runtime(settings, engine, session_factory(engine), Vault(bytes(32)), httpx.AsyncClient(timeout=2))
+    # schemathesis serves each call from an event loop of its own that is gone afterwards, so a pooled connection
+    # (verify talks to a live IdP) would outlive its loop unclosed: no keep-alive, each connection closes with its call
+    http = httpx.AsyncClient(timeout=2, limits=httpx.Limits(max_keepalive_connections=0))
+    rt = Runtime(settings, engine, session_factory(engine), Vault(bytes(32)), http)
     rt.extras["password_hasher"] = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     app = create_app(settings, runtime=rt)
     return asyncio.run(_seed(rt, app, idp_issuer, idp_token))
