@@ -16,7 +16,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +52,7 @@ from keystile.store.types import utcnow
 __all__ = [
     "ACCESS_TTL",
     "DEVELOPER_LIST_SPEC",
+    "REFRESH_REUSE_GRACE",
     "REFRESH_TTL",
     "PortalInfo",
     "SessionTokens",
@@ -84,6 +85,10 @@ VERIFY_TTL = timedelta(hours=24)
 FIRST_PASSWORD_TTL = timedelta(hours=24)
 FORGOT_TTL = timedelta(hours=1)
 SESSION_KINDS = ("access", "refresh")
+#: a rotated refresh token presented again this soon after its rotation gets the same new session back (restored
+#: tabs, several replicas), not the reuse rule; Okta and Auth0 call this a grace period / reuse interval
+REFRESH_REUSE_GRACE = timedelta(seconds=30)
+TOKENS_TABLE = "developer_tokens"
 STATUSES = ("approved", "pending", "revoked", "rejected")
 UNVERIFIED = "unverified"
 DELETED = "deleted"  # deleted by an admin; the row goes once their applications are gone
@@ -276,13 +281,10 @@ async def end_sessions(ctx: Ctx, developer_id: uuid.UUID) -> None:
     )
 
 
-async def _token_row(ctx: Ctx, token: str, kind: str) -> DeveloperToken | None:
+async def _token_row(ctx: Ctx, token: str, kind: str, *, lock: bool = False) -> DeveloperToken | None:
     digest = sha256_hex(token)
-    row = (
-        await ctx.session.execute(
-            select(DeveloperToken).where(DeveloperToken.token_sha256 == digest, DeveloperToken.kind == kind)
-        )
-    ).scalar_one_or_none()
+    query = select(DeveloperToken).where(DeveloperToken.token_sha256 == digest, DeveloperToken.kind == kind)
+    row = (await ctx.session.execute(query.with_for_update() if lock else query)).scalar_one_or_none()
     # looked up by hash; compared again in constant time so timing says nothing about near misses
     if row is None or not hmac.compare_digest(row.token_sha256, digest):
         return None
@@ -635,7 +637,8 @@ async def _login_failure(ctx: Ctx, dev: Developer | None, status: int, reason: s
 
 async def refresh(ctx: Ctx, portal: PortalInfo, token: str | None) -> SessionTokens:
     """`POST /api/v2/developer/refresh`: rotate the refresh token; a rotated one presented again ends every
-    session of its developer.
+    session of its developer, except within `REFRESH_REUSE_GRACE` of its rotation, when it gets the same new
+    session back (tabs and replicas racing on one cookie are not a stolen token).
 
     Raises:
         PermissionDeniedError: public portal. AuthenticationError: missing, unknown, expired or reused token.
@@ -643,7 +646,8 @@ async def refresh(ctx: Ctx, portal: PortalInfo, token: str | None) -> SessionTok
     require_accounts(portal)
     if not token:
         raise AuthenticationError()
-    row = await _token_row(ctx, token, "refresh")
+    # locked on PostgreSQL: replicas presenting one token together rotate it once, the others wait and share it
+    row = await _token_row(ctx, token, "refresh", lock=True)
     if row is None:
         raise AuthenticationError()
     dev = await ctx.session.get(Developer, row.developer_id)
@@ -651,6 +655,10 @@ async def refresh(ctx: Ctx, portal: PortalInfo, token: str | None) -> SessionTok
         raise AuthenticationError()
     now = utcnow()
     if row.used_at is not None:
+        again = await _successor(ctx, row, now)
+        if again is not None and dev.status == "approved":
+            await ctx.session.commit()
+            return again
         await end_sessions(ctx, dev.id)
         await ctx.session.commit()
         await audit.record_failure(
@@ -667,7 +675,6 @@ async def refresh(ctx: Ctx, portal: PortalInfo, token: str | None) -> SessionTok
         raise AuthenticationError()
     if row.expires_at <= now or dev.status != "approved":
         raise AuthenticationError()
-    row.used_at = now
     family = row.family_id or uuid.uuid4()
     # the old access token of this session dies with the rotation
     await ctx.session.execute(
@@ -677,9 +684,41 @@ async def refresh(ctx: Ctx, portal: PortalInfo, token: str | None) -> SessionTok
             DeveloperToken.kind == "access",
         )
     )
+    # successors kept past their grace by earlier rotations of this developer go now (housekeeping sweeps the rest)
+    await ctx.session.execute(
+        update(DeveloperToken)
+        .where(
+            DeveloperToken.developer_id == dev.id,
+            DeveloperToken.secrets.is_not(None),
+            DeveloperToken.used_at < now - REFRESH_REUSE_GRACE,
+        )
+        .values(secrets=None)
+    )
     tokens = _new_session(ctx, dev.id, family)
+    row.used_at = now
+    sealed = ctx.vault.encrypt(
+        f"{tokens.access_token} {tokens.refresh_token}", table=TOKENS_TABLE, row_id=row.id, field="successor"
+    )
+    row.secrets = {"successor": sealed}
     await ctx.session.commit()
     return tokens
+
+
+async def _successor(ctx: Ctx, row: DeveloperToken, now: datetime) -> SessionTokens | None:
+    """The session a rotation of `row` made, when the rotation is within the grace and that session is intact
+    (its refresh token unused and unexpired, its access token alive); else None (the caller ends every session)."""
+    if row.used_at is None or now - row.used_at > REFRESH_REUSE_GRACE or not row.secrets:
+        return None
+    sealed = row.secrets.get("successor")
+    if not isinstance(sealed, str):
+        return None
+    access, refresh_token = ctx.vault.decrypt(sealed, table=TOKENS_TABLE, row_id=row.id, field="successor").split()
+    following = await _token_row(ctx, refresh_token, "refresh")
+    if following is None or following.used_at is not None or following.expires_at <= now:
+        return None
+    if await _token_row(ctx, access, "access") is None:
+        return None
+    return SessionTokens(access, refresh_token, row.developer_id)
 
 
 async def logout(ctx: Ctx, portal: PortalInfo, access_token: str | None, refresh_token: str | None) -> None:

@@ -1,5 +1,6 @@
-"""Periodic clean-up that every replica may run (each statement is an idempotent delete): expired audit events,
-old throttle counters, and developer tokens (sessions, verification and reset links) long past their expiry."""
+"""Periodic clean-up that every replica may run (each statement is idempotent): expired audit events, old throttle
+counters, developer tokens (sessions, verification and reset links) long past their expiry, and the successor
+sessions rotated refresh tokens keep past their reuse grace."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from keystile.services import audit, throttle
 from keystile.services.context import SYSTEM, Runtime
+from keystile.services.developers import REFRESH_REUSE_GRACE
 from keystile.store.models import DeveloperToken
 from keystile.store.types import utcnow
 
@@ -31,6 +33,12 @@ async def run_once(runtime: Runtime) -> dict[str, int]:
             delete(DeveloperToken).where(DeveloperToken.expires_at < utcnow() - TOKEN_GRACE)
         )
         removed["developer_tokens"] = int(getattr(result, "rowcount", 0) or 0)
+        result = await ctx.session.execute(
+            update(DeveloperToken)
+            .where(DeveloperToken.secrets.is_not(None), DeveloperToken.used_at < utcnow() - REFRESH_REUSE_GRACE)
+            .values(secrets=None)
+        )
+        removed["refresh_successors"] = int(getattr(result, "rowcount", 0) or 0)
         await ctx.session.commit()
     return removed
 

@@ -38,6 +38,8 @@ async def rotate(settings: Settings, new_key_b64: str, source: str) -> int:
                     continue
                 table = cls.__tablename__
                 for row in (await session.execute(select(cls))).scalars():
+                    if not row.secrets:
+                        continue
                     values = dict(row.secrets)
                     for field, token in values.items():
                         plain = old.decrypt(token, table=table, row_id=row.id, field=field)

@@ -249,6 +249,9 @@ class DeveloperToken(Base):
     family_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column()
+    # a rotated refresh token keeps its successor session (vault ciphertext, field `successor`) for the reuse grace
+    # (services/developers.py): requests that present it together, on any replica, get the same new session
+    secrets: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -19,7 +19,6 @@ from keystile.services.developers import PortalInfo, SignedIn
 from keystile.web import openapi, security
 from keystile.web.common import form_text, list_query, page_number, parse_id, read_form, runtime, unit
 from keystile.web.rendering import Form, LoginRequired, comma_list, page, redirect, render, strip_indices
-from keystile.web.renewal import Renewals
 
 __all__ = ["router"]
 
@@ -59,16 +58,6 @@ async def _portal(request: Request) -> PortalInfo:
     return portal
 
 
-def _renewals(request: Request) -> Renewals:
-    """This process's page session renewals (created on first use; see `web/renewal.py`)."""
-    state = request.app.state
-    found = getattr(state, "page_renewals", None)
-    if not isinstance(found, Renewals):
-        found = Renewals()
-        state.page_renewals = found
-    return found
-
-
 async def _developer(request: Request, portal: PortalInfo) -> SignedIn | None:
     """The signed-in developer of this request, renewing an expired (or missing) access token from the refresh
     cookie the way `POST /api/v2/developer/refresh` does (the new cookies go on this request's response).
@@ -94,12 +83,11 @@ async def _developer(request: Request, portal: PortalInfo) -> SignedIn | None:
             _session_ended(request, portal)
         return None
 
-    async def refresh() -> developers.SessionTokens:
-        async with unit(request, _anon()) as ctx:
-            return await developers.refresh(ctx, portal, refresh_token)
-
     try:
-        tokens = await _renewals(request).renew(str(portal.id), refresh_token, refresh)
+        # pages opened together with one refresh cookie get one new session between them, on any replica (the
+        # rotation's reuse grace in `services.developers.refresh`), not the reuse rule
+        async with unit(request, _anon()) as ctx:
+            tokens = await developers.refresh(ctx, portal, refresh_token)
         who = await developers.session_for_token(rt, portal, tokens.access_token)
     except e.AuthenticationError:
         _session_ended(request, portal)

@@ -10,7 +10,7 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
-from keystile.services import throttle
+from keystile.services import developers, housekeeping, throttle
 from keystile.services.context import SYSTEM
 from keystile.store.models import Developer, DeveloperToken, Portal, ThrottleEvent
 from keystile.store.types import utcnow
@@ -348,6 +348,7 @@ async def test_refresh_token_reuse_ends_every_session(portal_env: PortalEnv):
     rotated = await env.client.post("/api/v2/developer/refresh", headers={**XRW, **jar(portalrefreshtoken=old_refresh)})
     assert rotated.status_code == 204
     env.client.cookies.clear()
+    await age_rotations(env, developers.REFRESH_REUSE_GRACE + timedelta(seconds=1))
     reused = await env.client.post("/api/v2/developer/refresh", headers={**XRW, **jar(portalrefreshtoken=old_refresh)})
     assert reused.status_code == 401
     env.client.cookies.clear()
@@ -358,6 +359,72 @@ async def test_refresh_token_reuse_ends_every_session(portal_env: PortalEnv):
         "/api/v2/developer/refresh", headers={**XRW, **jar(portalrefreshtoken=rotated.cookies["portalrefreshtoken"])}
     )
     assert r.status_code == 401
+
+
+async def age_rotations(env: PortalEnv, by: timedelta) -> None:
+    """Move every refresh-token rotation `by` into the past."""
+    async with env.runtime.sessions() as session:
+        spent = await session.execute(
+            select(DeveloperToken).where(DeveloperToken.kind == "refresh", DeveloperToken.used_at.is_not(None))
+        )
+        for row in spent.scalars():
+            row.used_at -= by
+        await session.commit()
+
+
+async def refresh_with(env: PortalEnv, token: str):
+    env.client.cookies.clear()
+    return await env.client.post("/api/v2/developer/refresh", headers={**XRW, **jar(portalrefreshtoken=token)})
+
+
+async def test_a_rotated_token_presented_again_within_the_grace_gets_the_same_session(portal_env: PortalEnv):
+    """Tabs (or replicas) racing on one refresh cookie: the late one gets the session the rotation made, not the
+    reuse rule; nothing is ended, the successor is kept only as vault ciphertext, and housekeeping drops it later."""
+    env = portal_env
+    await set_portal(env, auto_approve_developers=True)
+    await sign_up_and_verify(env, "tabs@example.com")
+    first = await login(env, "tabs@example.com")
+    other = await login(env, "tabs@example.com")
+    old_refresh = first.cookies["portalrefreshtoken"]
+    rotated = await refresh_with(env, old_refresh)
+    again = await refresh_with(env, old_refresh)
+    assert rotated.status_code == again.status_code == 204
+    for name in ("portalaccesstoken", "portalrefreshtoken"):
+        assert again.cookies[name] == rotated.cookies[name]
+    env.client.cookies.clear()
+    for token in (rotated.cookies["portalaccesstoken"], other.cookies["portalaccesstoken"]):
+        r = await env.client.get("/api/v2/developer/me", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200
+    async with env.runtime.sessions() as session:
+        spent = (
+            await session.execute(
+                select(DeveloperToken).where(DeveloperToken.kind == "refresh", DeveloperToken.used_at.is_not(None))
+            )
+        ).scalar_one()
+    sealed = spent.secrets["successor"]
+    assert rotated.cookies["portalaccesstoken"] not in sealed and rotated.cookies["portalrefreshtoken"] not in sealed
+    assert sealed.startswith("ks1:")  # a vault ciphertext bound to this row
+    # past the grace the successor is swept; the developer's session itself lives on
+    await age_rotations(env, developers.REFRESH_REUSE_GRACE + timedelta(seconds=1))
+    assert (await housekeeping.run_once(env.runtime))["refresh_successors"] == 1
+    async with env.runtime.sessions() as session:
+        assert (await session.get(DeveloperToken, spent.id)).secrets is None
+    assert (await refresh_with(env, rotated.cookies["portalrefreshtoken"])).status_code == 204
+
+
+async def test_within_the_grace_a_token_whose_successor_was_used_is_reuse(portal_env: PortalEnv):
+    env = portal_env
+    await set_portal(env, auto_approve_developers=True)
+    await sign_up_and_verify(env, "chain@example.com")
+    first = await login(env, "chain@example.com")
+    old_refresh = first.cookies["portalrefreshtoken"]
+    rotated = await refresh_with(env, old_refresh)
+    assert (await refresh_with(env, rotated.cookies["portalrefreshtoken"])).status_code == 204
+    assert (await refresh_with(env, old_refresh)).status_code == 401  # its session was rotated on: a stolen token
+    env.client.cookies.clear()
+    async with env.runtime.sessions() as session:
+        left = await session.execute(select(DeveloperToken).where(DeveloperToken.kind.in_(("access", "refresh"))))
+        assert left.scalars().all() == []
 
 
 async def test_public_portal_has_no_accounts(portal_env: PortalEnv):
