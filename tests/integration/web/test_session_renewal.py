@@ -6,8 +6,10 @@ page with a plain message and a `next` back. Time is moved by a clock the develo
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -168,3 +170,113 @@ async def test_pages_opened_together_after_the_hour_share_one_renewal(browser: B
     clock.advance(seconds=20)  # a third tab, still within the grace of the rotation
     third = set_cookies(await browser.get("/apps", headers=stale))
     assert third[("portalaccesstoken", "/")]["value"] == a[("portalaccesstoken", "/")]["value"]
+
+
+def _login_location(response: httpx.Response) -> tuple[str, dict[str, list[str]]]:
+    assert response.status_code == 303, response.text[:300]
+    parts = urlsplit(response.headers["location"])
+    assert not parts.scheme and not parts.netloc
+    return parts.path, parse_qs(parts.query)
+
+
+async def test_a_dead_refresh_token_lands_on_sign_in_with_next_back(browser: Browser, clock: Clock) -> None:
+    await sign_in(browser)
+    apps = await browser.get("/apps")
+    assert apps.status_code == 200
+    clock.advance(days=15)  # past the refresh token's 14 days
+    app_id = uuid.uuid4()
+    response = await browser.get(f"/apps/{app_id}?tab=credentials")
+    path, query = _login_location(response)
+    assert path == "/login"
+    assert query == {"next": [f"/apps/{app_id}?tab=credentials"], "expired": ["1"]}
+    cleared = set_cookies(response)
+    for name in ("portalaccesstoken", "portalrefreshtoken"):
+        assert cleared[(name, "/")]["max-age"] == "0", name
+    assert not [c for c in browser.client.cookies.jar if c.name.startswith("portal")]
+    login = await browser.get(response.headers["location"])
+    assert "Your session has ended" in login.text
+    assert f'name="next" value="/apps/{app_id}?tab=credentials"' in login.text
+    portal_id = await ensure_default_portal(browser.runtime)
+    dev = await approved_developer(browser.runtime, portal_id=portal_id, password=PASSWORD)
+    again = await browser.post(
+        "/login",
+        [
+            ("email", dev.email),
+            ("password", PASSWORD),
+            ("next", f"/apps/{app_id}?tab=credentials"),
+            ("csrf_token", csrf_of(login.text)),
+        ],
+    )
+    assert again.status_code == 303
+    assert again.headers["location"] == f"/apps/{app_id}?tab=credentials"
+
+
+async def test_a_form_posted_with_a_dead_session_goes_back_to_its_page(browser: Browser, clock: Clock) -> None:
+    await sign_in(browser)
+    form = await browser.get("/apps/new?strategy=x")
+    token = csrf_of(form.text)
+    clock.advance(days=15)
+    response = await browser.client.post(
+        "/apps/new",
+        content=f"name=lost&csrf_token={token}",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Referer": "http://testserver/apps/new?strategy=x",
+        },
+    )
+    path, query = _login_location(response)
+    assert (path, query) == ("/login", {"next": ["/apps/new?strategy=x"], "expired": ["form"]})
+    login = await browser.get(response.headers["location"])
+    assert "What you last submitted was not saved" in login.text
+
+
+@pytest.mark.parametrize(
+    "referer",
+    [
+        "https://evil.example/apps",
+        "http://evil.example/apps",
+        "http://testserver//evil.example/x",
+        "http://testserver/\\evil.example",
+        "not a url",
+    ],
+)
+async def test_a_foreign_or_hostile_referer_never_becomes_next(browser: Browser, clock: Clock, referer: str) -> None:
+    await sign_in(browser)
+    token = csrf_of((await browser.get("/apps/new")).text)
+    clock.advance(days=15)
+    response = await browser.client.post(
+        "/apps/new",
+        content=f"name=x&csrf_token={token}",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Referer": referer},
+    )
+    path, query = _login_location(response)
+    assert path == "/login"
+    assert "next" not in query
+    assert query["expired"] == ["form"]
+
+
+async def test_an_ended_session_is_not_renewed(browser: Browser, clock: Clock) -> None:
+    _, refresh = await sign_in(browser)
+    token = csrf_of((await browser.get("/apps")).text)
+    out = await browser.post("/logout", [("csrf_token", token)])
+    assert out.status_code == 303
+    cleared = set_cookies(out)
+    assert cleared[("portalrefreshtoken", "/")]["max-age"] == "0"
+    assert cleared[("portalrefreshtoken", "/api/v2/developer/refresh")]["max-age"] == "0"  # the old path too
+    # a copy of the refresh cookie kept from before the sign-out renews nothing
+    response = await browser.get("/apps", headers={"Cookie": f"portalrefreshtoken={refresh}"})
+    path, query = _login_location(response)
+    assert (path, query) == ("/login", {"next": ["/apps"], "expired": ["1"]})
+    # without any session cookie the sign-in page is reached without the message (first visit)
+    browser.client.cookies.clear()
+    plain = await browser.get("/apps")
+    assert plain.headers["location"] == "/login?next=/apps"
+
+
+async def test_a_form_from_before_sign_in_or_another_session_is_refused(browser: Browser) -> None:
+    """The CSRF binding changes at sign-in and sign-out, not at the hourly renewal."""
+    before = csrf_of((await browser.get("/login")).text)
+    await sign_in(browser)
+    stale = await browser.post("/logout", [("csrf_token", before)])
+    assert stale.status_code == 403
+    assert "did not come from this site" in stale.text
