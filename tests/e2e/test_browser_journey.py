@@ -52,6 +52,7 @@ async def test_issue_7_journey(chromium: Any, live_portal: LivePortal, oidc_peer
     for tab in (admin, dev):
         tab.set_default_timeout(20_000)
     node: GatewayNode | None = None
+    gateway: httpx.AsyncClient | None = None
     try:
         # -- admin: provider for the peer, verified ---------------------------------------------------------
         await admin_sign_in(admin, live)
@@ -199,8 +200,9 @@ async def test_issue_7_journey(chromium: Any, live_portal: LivePortal, oidc_peer
         await dev.wait_for_url("**/apps?deleted=1")
         gone = await eventually(lambda: call(new_secret), 401)
         assert gone.status_code in (401, 403), gone.text
-        await gateway.aclose()
     finally:
+        if gateway is not None:
+            await gateway.aclose()
         if node is not None:
             await node.stop()
         await admin_ctx.close()
