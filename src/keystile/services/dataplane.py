@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 from pydantic import Field
-from sqlalchemy import String, cast, event, func, select
+from sqlalchemy import String, cast, event, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keystile.domain.errors import AuthenticationError, ConflictError, NotFoundError
@@ -401,20 +401,14 @@ async def build_snapshot(runtime: Runtime) -> dict[str, Any]:
     }
 
 
-def _id_text_sql(dialect: str) -> Callable[[Any], Any]:
-    """An id column as dashed UUID text, made by the database (no UUID object or Python formatting per row).
+def _dashed(value: str) -> str:
+    """32 hex digits (SQLite's UUID storage) as the dashed form: slicing in Python is several times cheaper than
+    `substr` concatenation in SQLite and than a `uuid.UUID` per value (measured on 30,000 applications)."""
+    return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
 
-    PostgreSQL casts `uuid` to that text; SQLite stores 32 hex digits, dashed here with `substr`."""
-    if dialect == "sqlite":
 
-        def dashed(column: Any) -> Any:
-            text = cast(column, String)
-            spans = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
-            a, b, c, d, e = (func.substr(text, start, length, type_=String) for start, length in spans)
-            return func.lower(a + "-" + b + "-" + c + "-" + d + "-" + e, type_=String)
-
-        return dashed
-    return lambda column: cast(column, String)
+def _same(value: str) -> str:
+    return value
 
 
 async def _applications(
@@ -422,21 +416,34 @@ async def _applications(
 ) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     """Active applications on the listed strategies with their live credentials, and their approved versions.
 
-    Core statements with ids read as text: this is the part of the snapshot that grows with the installation.
+    Core statements with ids read as stored text (no UUID object per value): PostgreSQL casts `uuid` to the dashed
+    form, SQLite's 32 hex digits are dashed here (rows are matched on the stored text, only output is dashed). This
+    is the part of the snapshot that grows with the installation.
     """
     if not strategy_ids:
         return [], {}
-    _raw = _id_text_sql(conn.dialect.name)
+    dash = _dashed if conn.dialect.name == "sqlite" else _same
+    few: dict[str, str] = {}  # portals, strategies and versions: a handful of distinct values, dashed once each
+
+    def dash_few(value: str) -> str:
+        found = few.get(value)
+        if found is None:
+            found = few[value] = dash(value)
+        return found
+
+    def text(column: Any) -> Any:
+        return cast(column, String)
+
     on_listed = (Application.status == "active", Application.auth_strategy_id.in_(strategy_ids))
     listed_apps = select(Application.id).where(*on_listed).scalar_subquery()
     apps: dict[str, dict[str, Any]] = {}
     rows = await conn.execute(
         select(
-            _raw(Application.id),
+            text(Application.id),
             Application.name,
-            _raw(Application.developer_id),
-            _raw(Application.portal_id),
-            _raw(Application.auth_strategy_id),
+            text(Application.developer_id),
+            text(Application.portal_id),
+            text(Application.auth_strategy_id),
             Application.credentials_not_before,
             Application.reference_id,
         )
@@ -447,11 +454,11 @@ async def _applications(
         if n % _YIELD_EVERY == 0:
             await asyncio.sleep(0)  # a large installation: let other requests run between slices
         apps[aid] = {
-            "id": aid,
+            "id": dash(aid),
             "name": name,
-            "developer_id": dev,
-            "portal_id": portal,
-            "auth_strategy_id": sid,
+            "developer_id": dash(dev),
+            "portal_id": dash_few(portal),
+            "auth_strategy_id": dash_few(sid),
             "credentials_not_before": rfc3339(not_before),
             "credentials": [{"type": "client_id", "id": reference, "value": reference}] if reference else [],
         }
@@ -459,8 +466,8 @@ async def _applications(
         return [], {}
     creds = await conn.execute(
         select(
-            _raw(Credential.application_id),
-            _raw(Credential.id),
+            text(Credential.application_id),
+            text(Credential.id),
             Credential.key_sha256,
             Credential.client_id,
             Credential.expires_at,
@@ -478,21 +485,22 @@ async def _applications(
             continue
         if key_sha256:
             entry["credentials"].append(
-                {"type": "api_key_sha256", "id": cid, "value": key_sha256, "expires_at": rfc3339(expires_at)}
+                {"type": "api_key_sha256", "id": dash(cid), "value": key_sha256, "expires_at": rfc3339(expires_at)}
             )
         elif client_id and all(c["value"] != client_id for c in entry["credentials"]):
             entry["credentials"].append({"type": "client_id", "id": client_id, "value": client_id})
     registrations: dict[str, list[str]] = {}
     regs = await conn.execute(
-        select(_raw(Registration.application_id), _raw(Registration.product_version_id))
+        select(text(Registration.application_id), text(Registration.product_version_id))
         .where(Registration.application_id.in_(listed_apps), Registration.status == "approved")
         .order_by(Registration.created_at, Registration.id)
     )
     for n, (aid, vid) in enumerate(regs):
         if n % _YIELD_EVERY == 0:
             await asyncio.sleep(0)
-        if aid in apps:
-            registrations.setdefault(aid, []).append(vid)
+        entry = apps.get(aid)
+        if entry is not None:
+            registrations.setdefault(entry["id"], []).append(dash_few(vid))
     return list(apps.values()), registrations
 
 

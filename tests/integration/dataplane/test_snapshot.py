@@ -39,6 +39,7 @@ async def _seed_apps(api, portal_id: str, oidc_id: str, keys_id: str, unused_id:
         dev = Developer(portal_id=uuid.UUID(portal_id), email="jane@example.com", full_name="Jane", status="approved")
         ctx.session.add(dev)
         await ctx.session.flush()
+        ids["developer"] = dev.id
 
         def app(name: str, strategy: str, status: str = "active", reference: str | None = None, **kw) -> Application:
             row = Application(
@@ -186,7 +187,7 @@ async def test_snapshot_of_a_small_catalog(api):
         {
             "id": str(ids["billing-sync"]),
             "name": "billing-sync",
-            "developer_id": apps[0]["developer_id"],
+            "developer_id": str(ids["developer"]),
             "portal_id": portal["id"],
             "auth_strategy_id": oidc["id"],
             "credentials_not_before": "2026-11-28T09:58:00.000Z",
@@ -195,7 +196,7 @@ async def test_snapshot_of_a_small_catalog(api):
         {
             "id": str(ids["ci"]),
             "name": "ci",
-            "developer_id": apps[0]["developer_id"],
+            "developer_id": str(ids["developer"]),
             "portal_id": portal["id"],
             "auth_strategy_id": keys["id"],
             "credentials_not_before": None,
