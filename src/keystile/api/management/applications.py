@@ -13,7 +13,12 @@ from starlette.responses import JSONResponse, Response
 from keystile.api.auth import admin_ctx
 from keystile.api.body import read_json
 from keystile.api.management.common import list_query, no_content
-from keystile.api.management.schemas import AdminRegistrationOut, AdminRegistrationPage
+from keystile.api.management.schemas import (
+    AdminApplicationOut,
+    AdminApplicationPage,
+    AdminRegistrationOut,
+    AdminRegistrationPage,
+)
 from keystile.api.openapi import request_body
 from keystile.domain.applications import RegistrationStatusUpdate
 from keystile.services import applications, registrations
@@ -27,13 +32,18 @@ APPS = "/v2/portals/{portalId}/applications"
 REGS = "/v2/portals/{portalId}/application-registrations"
 
 
-@router.get(APPS, name="application.list", response_model=None)
+@router.get(APPS, name="application.list", response_model=None, responses={200: {"model": AdminApplicationPage}})
 async def list_applications(portalId: uuid.UUID, request: Request, ctx: Ctx = Depends(admin_ctx)) -> Response:
     page = await applications.admin_list(ctx, portalId, list_query(request, applications.ADMIN_LIST_SPEC))
     return JSONResponse(page.as_dict())
 
 
-@router.get(APPS + "/{applicationId}", name="application.get", response_model=None)
+@router.get(
+    APPS + "/{applicationId}",
+    name="application.get",
+    response_model=None,
+    responses={200: {"model": AdminApplicationOut}},
+)
 async def get_application(portalId: uuid.UUID, applicationId: uuid.UUID, ctx: Ctx = Depends(admin_ctx)) -> Response:
     return JSONResponse(await applications.admin_get(ctx, applicationId, portalId))
 
@@ -44,7 +54,12 @@ async def delete_application(portalId: uuid.UUID, applicationId: uuid.UUID, ctx:
     return no_content()
 
 
-@router.get("/v2/applications/{applicationId}", name="application.get_any", response_model=None)
+@router.get(
+    "/v2/applications/{applicationId}",
+    name="application.get_any",
+    response_model=None,
+    responses={200: {"model": AdminApplicationOut}},
+)
 async def get_any_application(applicationId: uuid.UUID, ctx: Ctx = Depends(admin_ctx)) -> Response:
     return JSONResponse(await applications.admin_get(ctx, applicationId))
 

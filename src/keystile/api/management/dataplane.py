@@ -16,6 +16,7 @@ from keystile.api.management.common import list_query, no_content
 from keystile.api.management.products import inline_body
 from keystile.api.management.schemas import Meta
 from keystile.domain.errors import AuthenticationError, InvalidParameter, PermissionDeniedError, ValidationError
+from keystile.domain.snapshot import Snapshot
 from keystile.services import dataplane, idempotency
 from keystile.services.context import Actor, Ctx
 
@@ -126,7 +127,10 @@ def _accepts_gzip(request: Request) -> bool:
     "/config",
     name="data_plane.config",
     response_model=None,
-    responses={200: {"description": "the snapshot (contracts/gateway.md §3)"}, 304: {"description": "unchanged"}},
+    responses={
+        200: {"model": Snapshot, "description": "the snapshot (contracts/gateway.md §3)"},
+        304: {"description": "unchanged"},
+    },
     openapi_extra={
         "parameters": [
             {

@@ -3,11 +3,14 @@ exactly like these; request bodies are documented from the domain models that va
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
+    "AdminApplicationOut",
+    "AdminApplicationPage",
     "AdminRegistrationOut",
     "AdminRegistrationPage",
     "AuditLogOut",
@@ -17,6 +20,7 @@ __all__ = [
     "DcrProviderPage",
     "IdpOperationOut",
     "IdpOperationPage",
+    "TtlOut",
     "VerifyOut",
 ]
 
@@ -159,4 +163,67 @@ class IdpOperationOut(BaseModel):
 
 class IdpOperationPage(BaseModel):
     data: list[IdpOperationOut]
+    meta: Meta
+
+
+class TtlOut(BaseModel):
+    """A key_auth strategy's `ttl`, as stored from its validated config (`domain.strategies.Ttl`)."""
+
+    value: int
+    unit: Literal["days", "weeks", "years"]
+
+
+class IdRef(BaseModel):
+    id: str
+
+
+class ApplicationDeveloperRef(BaseModel):
+    id: str
+    name: str
+    email: str
+
+
+class AdminKeyAuthStrategyRef(BaseModel):
+    """A key_auth application's strategy on the Management API (`services.applications._admin_strategy`)."""
+
+    id: str
+    name: str
+    credential_type: Literal["key_auth"]
+    key_names: list[str]
+    #: present only when the strategy sets a ttl (never null)
+    ttl: TtlOut | SkipJsonSchema[None] = None
+
+
+class AdminClientStrategyRef(BaseModel):
+    """An openid_connect application's strategy on the Management API (`services.applications._admin_strategy`)."""
+
+    id: str
+    name: str
+    credential_type: Literal["client_credentials", "self_managed_client_credentials"]
+    auth_methods: list[str]
+    available_scopes: list[str]
+
+
+class AdminApplicationOut(BaseModel):
+    """An application on the Management API (`services.applications.admin_view`, management-api.md §5)."""
+
+    id: str
+    name: str
+    description: str | None
+    labels: dict[str, str]
+    reference_id: str | None
+    registration_count: int
+    dcr_provider: IdRef | None
+    portal: IdRef
+    developer: ApplicationDeveloperRef
+    auth_strategy: Annotated[AdminKeyAuthStrategyRef | AdminClientStrategyRef, Field(discriminator="credential_type")]
+    granted_scopes: list[str] | None
+    status: Literal["provisioning", "active", "deleting"]
+    needs_attention: bool
+    created_at: str
+    updated_at: str
+
+
+class AdminApplicationPage(BaseModel):
+    data: list[AdminApplicationOut]
     meta: Meta

@@ -18,6 +18,7 @@ from keystile.api.portal.schemas import (
     ProductVersionOut,
     ProductVersionPage,
     SpecOut,
+    VersionApplicationPage,
 )
 from keystile.services import portal_catalog
 from keystile.services.context import Ctx
@@ -95,6 +96,7 @@ async def get_product_version_spec_operations(
     "/{productId}/versions/{productVersionId}/applications",
     name="product_version.applications",
     response_model=None,
+    responses={200: {"model": VersionApplicationPage}},
 )
 async def get_product_version_applications(
     productId: uuid.UUID,

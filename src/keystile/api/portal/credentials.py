@@ -13,6 +13,7 @@ from keystile.api.idempotency import Answer, idempotent
 from keystile.api.management.common import list_query, no_content
 from keystile.api.openapi import request_body
 from keystile.api.portal.auth import developer_ctx
+from keystile.api.portal.schemas import CredentialCreatedOut, CredentialPage
 from keystile.domain.applications import CredentialCreate, CredentialUpdate
 from keystile.domain.listing import ListSpec
 from keystile.services import credentials, idempotency
@@ -24,7 +25,7 @@ router = APIRouter(prefix="/api/v2/applications/{applicationId}/credentials", ta
 LIST_SPEC = ListSpec(filters={}, sorts=("created_at",))
 
 
-@router.get("", name="credential.list", response_model=None)
+@router.get("", name="credential.list", response_model=None, responses={200: {"model": CredentialPage}})
 async def list_credentials(applicationId: uuid.UUID, request: Request, ctx: Ctx = Depends(developer_ctx)) -> Response:
     page = await credentials.list_credentials(ctx, applicationId, list_query(request, LIST_SPEC))
     return JSONResponse(page.as_dict())
@@ -35,6 +36,7 @@ async def list_credentials(applicationId: uuid.UUID, request: Request, ctx: Ctx 
     name="credential.create",
     status_code=201,
     response_model=None,
+    responses={201: {"model": CredentialCreatedOut}},
     openapi_extra=request_body(CredentialCreate, required=False),
 )
 async def create_credential(applicationId: uuid.UUID, request: Request, ctx: Ctx = Depends(developer_ctx)) -> Response:
@@ -60,6 +62,7 @@ async def create_credential(applicationId: uuid.UUID, request: Request, ctx: Ctx
     name="credential.update",
     response_model=None,
     response_class=Response,  # 200 with no body (portal-api.md §5): the document must not promise JSON
+    response_description="Renamed; the answer has no body (portal-api.md §5)",
     openapi_extra=request_body(CredentialUpdate),
 )
 async def rename_credential(

@@ -69,6 +69,7 @@ def clear_session_cookies(request: Request, response: Response, portal: PortalIn
     status_code=201,
     response_model=None,
     response_class=Response,  # 201 with no body (portal-api.md §2): the document must not promise JSON
+    response_description="Signed up, or a mail sent to an existing account; the answer has no body (portal-api.md §2)",
     openapi_extra=json_body(developers.SignUp),
 )
 async def register(request: Request, ctx: Ctx = Depends(anonymous_ctx)) -> Response:
@@ -157,6 +158,7 @@ async def me(request: Request, who: SignedIn = Depends(signed_in_developer)) -> 
     status_code=200,
     response_model=None,
     response_class=Response,  # 200 with no body (portal-api.md §2): the document must not promise JSON
+    response_description="Always, known address or not; the answer has no body (portal-api.md §2)",
     openapi_extra=json_body(developers.ForgotPassword),
 )
 async def forgot_password(request: Request, ctx: Ctx = Depends(anonymous_ctx)) -> Response:
