@@ -31,6 +31,7 @@ from keystile.domain.errors import (
     NotFoundError,
     PermissionDeniedError,
     ThrottledError,
+    VaultError,
 )
 from keystile.domain.listing import ListQuery, ListSpec, Page
 from keystile.domain.time import rfc3339
@@ -272,8 +273,17 @@ def _new_session(ctx: Ctx, developer_id: uuid.UUID, family: uuid.UUID | None = N
     return SessionTokens(access, refresh_token, developer_id)
 
 
+async def _lock_developer(ctx: Ctx, developer_id: uuid.UUID) -> None:
+    """Lock the developer row for the caller's transaction on PostgreSQL (SQLite writers hold the database lock
+    already). Every change to a developer's sessions (`refresh`, `end_sessions`) takes this lock first, so a
+    rotation and a sign-out queue on one row instead of locking token rows in opposite orders (a deadlock). Only
+    the id is selected: a Developer the caller holds keeps its unsaved changes."""
+    await ctx.session.execute(select(Developer.id).where(Developer.id == developer_id).with_for_update())
+
+
 async def end_sessions(ctx: Ctx, developer_id: uuid.UUID) -> None:
     """Delete every access and refresh token of a developer, in the caller's transaction."""
+    await _lock_developer(ctx, developer_id)
     await ctx.session.execute(
         delete(DeveloperToken).where(
             DeveloperToken.developer_id == developer_id, DeveloperToken.kind.in_(SESSION_KINDS)
@@ -281,10 +291,13 @@ async def end_sessions(ctx: Ctx, developer_id: uuid.UUID) -> None:
     )
 
 
-async def _token_row(ctx: Ctx, token: str, kind: str, *, lock: bool = False) -> DeveloperToken | None:
+async def _token_row(ctx: Ctx, token: str, kind: str, *, fresh: bool = False) -> DeveloperToken | None:
+    """The token's row; `fresh` reads it again from the database even when this session holds it already."""
     digest = sha256_hex(token)
     query = select(DeveloperToken).where(DeveloperToken.token_sha256 == digest, DeveloperToken.kind == kind)
-    row = (await ctx.session.execute(query.with_for_update() if lock else query)).scalar_one_or_none()
+    if fresh:
+        query = query.execution_options(populate_existing=True)
+    row = (await ctx.session.execute(query)).scalar_one_or_none()
     # looked up by hash; compared again in constant time so timing says nothing about near misses
     if row is None or not hmac.compare_digest(row.token_sha256, digest):
         return None
@@ -646,17 +659,22 @@ async def refresh(ctx: Ctx, portal: PortalInfo, token: str | None) -> SessionTok
     require_accounts(portal)
     if not token:
         raise AuthenticationError()
-    # locked on PostgreSQL: replicas presenting one token together rotate it once, the others wait and share it
-    row = await _token_row(ctx, token, "refresh", lock=True)
-    if row is None:
+    found = await _token_row(ctx, token, "refresh")
+    if found is None:
         raise AuthenticationError()
-    dev = await ctx.session.get(Developer, row.developer_id)
+    # the developer's lock: replicas presenting one token together rotate it once, the others wait and share it;
+    # the token is read again under it (a sign-out or another rotation may have committed meanwhile)
+    await _lock_developer(ctx, found.developer_id)
+    dev = await ctx.session.get(Developer, found.developer_id)
     if dev is None or dev.portal_id != portal.id:
+        raise AuthenticationError()
+    row = await _token_row(ctx, token, "refresh", fresh=True)
+    if row is None or dev.status != "approved":
         raise AuthenticationError()
     now = utcnow()
     if row.used_at is not None:
         again = await _successor(ctx, row, now)
-        if again is not None and dev.status == "approved":
+        if again is not None:
             await ctx.session.commit()
             return again
         await end_sessions(ctx, dev.id)
@@ -673,7 +691,7 @@ async def refresh(ctx: Ctx, portal: PortalInfo, token: str | None) -> SessionTok
             changes={"reason": {"from": None, "to": "refresh_token_reused"}},
         )
         raise AuthenticationError()
-    if row.expires_at <= now or dev.status != "approved":
+    if row.expires_at <= now:
         raise AuthenticationError()
     family = row.family_id or uuid.uuid4()
     # the old access token of this session dies with the rotation
@@ -712,7 +730,13 @@ async def _successor(ctx: Ctx, row: DeveloperToken, now: datetime) -> SessionTok
     sealed = row.secrets.get("successor")
     if not isinstance(sealed, str):
         return None
-    access, refresh_token = ctx.vault.decrypt(sealed, table=TOKENS_TABLE, row_id=row.id, field="successor").split()
+    try:
+        plain = ctx.vault.decrypt(sealed, table=TOKENS_TABLE, row_id=row.id, field="successor")
+    except VaultError:
+        # sealed under a key this replica does not have yet (a `keys rotate` ahead of its redeploy): no session,
+        # but no sign of a stolen token either
+        raise AuthenticationError() from None
+    access, refresh_token = plain.split()
     following = await _token_row(ctx, refresh_token, "refresh")
     if following is None or following.used_at is not None or following.expires_at <= now:
         return None

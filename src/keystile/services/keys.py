@@ -37,7 +37,10 @@ async def rotate(settings: Settings, new_key_b64: str, source: str) -> int:
                 if "secrets" not in mapper.columns:
                     continue
                 table = cls.__tablename__
-                for row in (await session.execute(select(cls))).scalars():
+                # locked: a secret changed meanwhile (an application's, a refresh successor) is neither overwritten
+                # with its old value nor deleted under the rewrite; rows without secrets are not read at all
+                rows = await session.execute(select(cls).where(cls.secrets.is_not(None)).with_for_update())
+                for row in rows.scalars():
                     if not row.secrets:
                         continue
                     values = dict(row.secrets)
