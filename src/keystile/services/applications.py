@@ -752,8 +752,9 @@ async def update(ctx: Ctx, app_id: uuid.UUID, raw: Any) -> dict[str, Any]:
     return out
 
 
-async def _rotating_update(ctx: Ctx, adapter: Adapter, app: Application) -> dict[str, str]:
-    """The update that rotates the secret (curity; rfc7591 with `rotates_secret_on_put`), in the request."""
+async def _rotating_update(ctx: Ctx, adapter: Adapter, app: Application) -> dict[str, str] | None:
+    """The update that rotates the secret (curity; rfc7591 with `rotates_secret_on_put`), in the request; the new
+    credentials, or None when the provider returned no new secret (nothing was rotated: no `credentials` shown)."""
     meta = await app_metadata(ctx, app)
     ref = client_ref(ctx, app)
     try:
@@ -764,7 +765,7 @@ async def _rotating_update(ctx: Ctx, adapter: Adapter, app: Application) -> dict
     if result is None or result.client_secret is None:
         if result is not None:
             store_client_update(ctx, app, result.handles, result.secret_handles, result.metadata)
-        return {}
+        return None
     store_client_update(ctx, app, result.handles, result.secret_handles, result.metadata)
     await _replace_secret_records(ctx, app, None, result.expires_at)
     return {"client_id": app.reference_id or "", "client_secret": result.client_secret.get_secret_value()}

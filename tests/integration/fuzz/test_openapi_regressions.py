@@ -351,6 +351,8 @@ async def test_a_rotating_update_answers_its_new_secret_as_documented(world: Wor
     patched = await check(world, api, "PATCH", APP, 200, ids, json=change, **dev)
     assert set(patched["credentials"]) == {"client_id", "client_secret"}
     assert patched["credentials"]["client_secret"] != created["credentials"]["client_secret"]
+    # the same redirect_uri again: nothing rotates, and no `credentials` key is shown
+    assert "credentials" not in await check(world, api, "PATCH", APP, 200, ids, json=change, **dev)
     refreshed = await check(world, api, "POST", APP + "/refresh-token", 201, ids, **dev)
     assert refreshed["client_id"] == created["credentials"]["client_id"]
     await admin_views_conform(world, api, dcr.portal_id, created["id"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, Field, RootModel
 from pydantic.json_schema import SkipJsonSchema
 
 from keystile.api.management.schemas import Meta, TtlOut
@@ -181,13 +181,6 @@ class ClientCredentialsOut(BaseModel):
     client_secret: str
 
 
-class NoCredentialsOut(BaseModel):
-    """`{}`: a rotating update for which the provider returned no new secret (e.g. its stored `redirect_uris` already
-    matched), so nothing was rotated (`services.applications._rotating_update`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
 class ApplicationOut(BaseModel):
     """The developer's application (`services.applications.view`); `deleting` ones are never shown to them."""
 
@@ -210,8 +203,8 @@ class ApplicationCreatedOut(ApplicationOut):
 
 
 class ApplicationUpdatedOut(ApplicationOut):
-    #: only after a `redirect_uri` change on a provider that rotates the secret on update
-    credentials: ClientCredentialsOut | NoCredentialsOut | SkipJsonSchema[None] = None
+    #: only after a `redirect_uri` change on a provider that rotated the secret on update
+    credentials: ClientCredentialsOut | SkipJsonSchema[None] = None
 
 
 class ApplicationPage(BaseModel):
