@@ -109,6 +109,7 @@ async def _product_page(
         values={"name": item["name"], "description": item["description"] or "", "portal_ids": item["portal_ids"]}
     )
     vform = vform or Form(values={"strip_path": "true", "methods": []})
+    vform.id_prefix = "version-"  # beside the product form: both have a `name` field
     context = {
         "product": item,
         "versions": versions.data,

@@ -84,6 +84,8 @@ class Form:
     errors: dict[str, str] = field(default_factory=dict)
     top: list[str] = field(default_factory=list)
     trace_id: str | None = None
+    #: prefixes the element ids of its fields, for a page with two forms that share field names
+    id_prefix: str = ""
 
     @classmethod
     def of(cls, data: FormData | Mapping[str, Any], *, secret: Iterable[str] = ()) -> Form:

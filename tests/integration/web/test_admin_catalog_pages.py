@@ -37,8 +37,17 @@ async def test_publish_a_product_then_approve_a_request(browser: Browser) -> Non
         [("name", "v1"), ("upstream_url", "ftp://x"), ("paths", "billing"), ("strip_path", "true")],
     )
     assert bad_version.status_code == 400
-    assert field_error(bad_version.text, "upstream_url") or field_error(bad_version.text, "paths")
+    assert field_error(bad_version.text, "version-upstream_url") or field_error(bad_version.text, "version-paths")
     assert input_value(bad_version.text, "name") == "v1"
+    # the product form beside it keeps the product's own values, and no element id is used twice
+    assert 'id="f-name" name="name" type="text" value="Billing"' in bad_version.text
+    ids = re.findall(r' id="([^"]+)"', bad_version.text)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    renamed = await browser.submit(
+        product_url, product_url, [("name", "Billing API"), ("description", ""), ("portal_ids", str(portal_id))]
+    )
+    assert renamed.status_code == 303, renamed.text[:400]
+    assert "Billing API" in (await browser.get(product_url)).text
     version = await browser.submit(
         product_url,
         product_url + "/versions",
