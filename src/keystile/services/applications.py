@@ -603,6 +603,7 @@ async def _create_dcr(ctx: Ctx, app: Application, strategy: AuthStrategy, provid
     ctx.session.add(app)
     await ctx.session.commit()  # step 1
     meta = await app_metadata(ctx, app)
+    await ctx.before_idp_call()
     try:
         issued = await adapter.register(meta)  # step 2
     except ProviderError as exc:  # steps 4 and 5
@@ -844,6 +845,7 @@ async def refresh_token(ctx: Ctx, app_id: uuid.UUID) -> dict[str, str]:
         )
     ref = client_ref(ctx, app)
     app_id = app.id
+    await ctx.before_idp_call()
     try:
         rotated = await adapter.rotate_secret(ref, "replace")
     except ProviderError as exc:

@@ -45,6 +45,16 @@ class Ctx:
     def vault(self) -> Vault:
         return self.runtime.vault
 
+    async def before_idp_call(self) -> None:
+        """End what the session has only read before waiting on an IdP: the IdP may take its whole timeout, and an
+        open transaction would hold its locks that long (on SQLite the database's write lock: every other writer
+        would wait, then fail). Objects stay loaded (`expire_on_commit=False`); the next statement starts a new
+        transaction. A session holding unsaved changes is left alone: they must not be saved before the IdP
+        answered."""
+        session = self.session
+        if session.in_transaction() and not (session.new or session.dirty or session.deleted):
+            await session.commit()
+
 
 @dataclass
 class Runtime:

@@ -168,7 +168,9 @@ async def create(ctx: Ctx, app_id: uuid.UUID, raw: Any) -> dict[str, Any]:
     from keystile.services.verification import adapter_for
 
     adapter = adapter_for(ctx, provider)
-    added = await adapter.rotate_secret(applications.client_ref(ctx, app), "add")
+    ref = applications.client_ref(ctx, app)
+    await ctx.before_idp_call()
+    added = await adapter.rotate_secret(ref, "add")
     applications.store_client_update(ctx, app, added.handles, added.secret_handles, added.metadata)
     cred = Credential(
         id=uuid.uuid4(),

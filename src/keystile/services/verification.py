@@ -106,6 +106,7 @@ async def _strategy_trial(
         strategy=_strategy_info(cfg),
         created_at=datetime.now(UTC),
     )
+    await ctx.before_idp_call()
     try:
         issued = await adapter.register(app)
     except ProviderError as exc:
@@ -243,6 +244,7 @@ async def _provider_report(ctx: Ctx, row: DcrProvider, trial: bool, app: AppMeta
         report = VerifyReport()
         report.failed("configuration", str(exc))
         return report
+    await ctx.before_idp_call()
     try:
         return await adapter.verify(trial=trial, app=app)
     except ProviderError as exc:  # adapters report IdP answers; this is a failure outside them
