@@ -76,7 +76,7 @@ class CurityProvider(Rfc7591Provider):
         token (404 = gone); without it, an error."""
         scope = self.management_scope
         if scope is None:
-            raise self._rat_error("deregister", status, content)
+            raise self._rat_error("deregister", status, content, ref)
         token = await self.mint_token("deregister", scope)
         await self.request(
             "deregister", "DELETE", uri, idempotent=True, headers=self._bearer(token), accept={404}, known=[token]

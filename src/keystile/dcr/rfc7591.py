@@ -258,7 +258,9 @@ class Rfc7591Provider(BaseProvider):
 
     async def deregister(self, ref: ClientRef) -> None:
         """RFC 7592 §2.3 DELETE. 404 = already gone; 401 = gone when this is a repeated attempt (an earlier one
-        in this call got no answer, or `ref.handles["deregister_attempts"]` says an earlier call may have landed).
+        in this call got no answer, or `ref.handles["deregister_attempts"]` says an earlier call may have landed),
+        unless `ref.handles["rat_uncertain"]` says the stored RAT may be stale (an update's answer carrying a new
+        one was lost): then the 401 proves nothing and is handled as on a first attempt, never taken for "gone".
 
         Raises:
             ProviderError: `unsupported_operation` without `registration_client_uri`; any other failure.
@@ -272,22 +274,23 @@ class Rfc7591Provider(BaseProvider):
         repeated = (
             response.extensions.get("keystile_attempt", 1) > 1 or int(ref.handles.get("deregister_attempts", 0)) > 0
         )
-        if repeated:
+        if repeated and not ref.handles.get("rat_uncertain"):
             return
         await self.deregister_rejected(ref, uri, response.status_code, response.content)
 
     async def deregister_rejected(self, ref: ClientRef, uri: str, status: int, content: bytes) -> None:
         """A first DELETE answered 401: the RAT is not (or no longer) accepted. Raise it as an error."""
-        raise self._rat_error("deregister", status, content)
+        raise self._rat_error("deregister", status, content, ref)
 
-    def _rat_error(self, operation: str, status: int, content: bytes) -> ProviderError:
+    def _rat_error(self, operation: str, status: int, content: bytes, ref: ClientRef | None = None) -> ProviderError:
         parsed = parse_error_body(status, content)
-        return self.error(
-            operation,
-            status=status,
-            code=parsed.code,
-            description=parsed.description or "the registration access token was rejected",
-        )
+        description = parsed.description or "the registration access token was rejected"
+        if ref is not None and ref.handles.get("rat_uncertain"):
+            description += (
+                f"; the stored token may be stale (the answer to an earlier update was lost), so keystile cannot "
+                f"tell whether client {ref.client_id} still exists: delete it at the identity provider"
+            )
+        return self.error(operation, status=status, code=parsed.code, description=description)
 
     async def put_client(
         self, operation: str, ref: ClientRef, body: dict[str, Any], bearer: SecretStr | None = None

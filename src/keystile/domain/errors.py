@@ -185,9 +185,12 @@ class ProviderError(KeystileError):
 
     @property
     def may_have_landed(self) -> bool:
-        """Whether the IdP may have carried the request out: it answered (even an error), or the request may have
-        reached it without an answer. A later DELETE answered 401/404 then means "already gone"."""
-        return self.outcome_unknown or self.status is not None or bool(self.extra.get("may_have_landed"))
+        """Whether the IdP may have carried the request out: it answered with a server error (it may have acted
+        before failing), or the request may have reached it without an answer. A 4xx answer is a refusal: nothing
+        was done (a stale registration access token's 401 must never make the next DELETE's 401 mean "gone").
+        A later DELETE answered 401/404 then means "already gone"."""
+        answered_5xx = self.status is not None and self.status >= 500
+        return self.outcome_unknown or answered_5xx or bool(self.extra.get("may_have_landed"))
 
     @property
     def provider_name(self) -> str:

@@ -286,6 +286,10 @@ def admin_view(
 # ---- the IdP client of an application -------------------------------------------------------------------
 
 
+#: in `Application.handles`: the stored registration access token may be stale (read by the rfc7591 adapter).
+RAT_UNCERTAIN = "rat_uncertain"
+
+
 def client_ref(ctx: Ctx, app: Application) -> ClientRef:
     """The stored client of `app`, its secret handles decrypted for one call."""
     secret_handles = {
@@ -303,6 +307,14 @@ def client_ref(ctx: Ctx, app: Application) -> ClientRef:
     )
 
 
+def mark_handles_uncertain(app: Application) -> None:
+    """An update whose answer was lost may have rotated the secret and the registration access token at the IdP
+    (RFC 7592 §2.2): the developer must refresh the secret, and a DELETE answered 401 no longer proves the client
+    gone (the stored token may be the stale one), so the adapter never takes it for "already deleted"."""
+    app.needs_attention = True
+    app.handles = {**(app.handles or {}), RAT_UNCERTAIN: True}
+
+
 def store_client_update(
     ctx: Ctx,
     app: Application,
@@ -310,10 +322,13 @@ def store_client_update(
     secret_handles: dict[str, SecretStr],
     metadata: dict[str, Any],
 ) -> None:
-    """Merge what the IdP returned into the row: a field absent from an answer never erases a stored one."""
+    """Merge what the IdP returned into the row: a field absent from an answer never erases a stored one. New
+    secret handles (a fresh registration access token) end the doubt `mark_handles_uncertain` recorded."""
     if handles:
         app.handles = {**(app.handles or {}), **handles}
     if secret_handles:
+        if (app.handles or {}).get(RAT_UNCERTAIN):
+            app.handles = {k: v for k, v in (app.handles or {}).items() if k != RAT_UNCERTAIN}
         secrets = dict(app.secrets or {})
         for key, value in secret_handles.items():
             field = f"secret_handles.{key}"
@@ -758,10 +773,16 @@ async def _rotating_update(ctx: Ctx, adapter: Adapter, app: Application) -> dict
     credentials, or None when the provider returned no new secret (nothing was rotated: no `credentials` shown)."""
     meta = await app_metadata(ctx, app)
     ref = client_ref(ctx, app)
+    app_id = app.id
     try:
         result = await adapter.on_event(ref, HookEvent("update_application", meta))
-    except ProviderError:
+    except ProviderError as exc:
         await ctx.session.rollback()
+        if exc.extra.get("needs_attention"):  # nothing of the PATCH is kept but the doubt the lost answer left
+            row = await ctx.session.get(Application, app_id)
+            if row is not None:
+                mark_handles_uncertain(row)
+                await ctx.session.commit()
         raise
     if result is None or result.client_secret is None:
         if result is not None:
@@ -854,7 +875,7 @@ async def refresh_token(ctx: Ctx, app_id: uuid.UUID) -> dict[str, str]:
             store_client_update(ctx, app, update.handles, update.secret_handles, update.metadata)
             await ctx.session.commit()
         elif exc.extra.get("needs_attention"):
-            app.needs_attention = True
+            mark_handles_uncertain(app)
             await ctx.session.commit()
         raise
     try:
@@ -872,7 +893,7 @@ async def refresh_token(ctx: Ctx, app_id: uuid.UUID) -> dict[str, str]:
         async with ctx.runtime.unit(ctx.actor, ctx.trace_id, ctx.client_ip) as fresh:
             row = await fresh.session.get(Application, app_id)
             if row is not None:
-                row.needs_attention = True
+                mark_handles_uncertain(row)  # the IdP rotated; the new secret and RAT were not stored
                 await fresh.session.commit()
         raise
     if rotated.needs_probe:

@@ -441,7 +441,12 @@ async def _event(ctx: Ctx, row: IdpOperation) -> str:
         audience=row.payload.get("audience"),
     )
     ref = applications.client_ref(ctx, app)
-    update = await (await _adapter(ctx, row)).on_event(ref, event)
+    try:
+        update = await (await _adapter(ctx, row)).on_event(ref, event)
+    except ProviderError as exc:
+        if exc.extra.get("needs_attention"):  # kept: `_failed` commits this session
+            applications.mark_handles_uncertain(app)
+        raise
     if update is not None:
         applications.store_client_update(ctx, app, update.handles, update.secret_handles, update.metadata)
         if update.client_secret is not None:

@@ -408,6 +408,38 @@ async def test_delete_under_an_idp_fault(scene: Scene, fault: str) -> None:
     assert (await scene.api.client.get(f"/v2/applications/{app_id}")).status_code == 404
 
 
+async def test_a_client_whose_update_answer_was_lost_is_never_taken_for_deleted(scene: Scene) -> None:
+    """A refresh whose answer came too late rotated the RAT at the IdP; then the delete's answer came too late too.
+    The retried DELETE's 401 may be the stale RAT's, not a client already gone: keystile must not believe it deleted
+    (that would orphan the client), but stop and tell an admin which client to delete by hand; retrying does not
+    change that."""
+    app = await scene.created("billing")
+    app_id, creds = app["id"], app["credentials"]
+    scene.fault("latency")
+    r = await scene.api.client.post(f"/api/v2/applications/{app_id}/refresh-token", headers=scene.dev)
+    assert r.status_code == 504, r.text
+    r = await scene.api.client.delete(f"/api/v2/applications/{app_id}", headers=scene.dev)
+    scene.clear()
+    assert r.status_code == 204, r.text
+
+    assert await scene.drain_outbox() == 1
+    after = await scene.rows()
+    [op] = after.ops
+    assert (op.operation, op.status, op.client_id) == ("deregister", "stuck", creds["client_id"])
+    assert "the stored token may be stale" in (op.last_error or "")
+    assert f"cannot tell whether client {creds['client_id']} still exists" in (op.last_error or "")
+    assert after.app(app_id) is not None and after.app(app_id).status == "deleting"  # type: ignore[union-attr]
+    assert scene.idp_clients_of(app_id) == [creds["client_id"]]  # still there: an admin must delete it
+
+    # an admin's retry meets the same 401 and stays stuck (a refused DELETE is no sign that one landed)
+    retried = await scene.api.client.post(f"/v2/idp-operations/{op.id}/retry")
+    assert retried.status_code == 202, retried.text
+    assert await scene.drain_outbox() <= 1
+    [again] = (await scene.rows()).ops
+    assert again.status == "stuck"
+    assert scene.idp_clients_of(app_id) == [creds["client_id"]]
+
+
 async def test_a_compensating_delete_whose_answer_is_lost_is_finished_by_the_outbox(
     scene: Scene, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -517,7 +517,7 @@ async def test_verify_reports_a_secret_never_accepted_and_a_failed_cleanup(
     assert "still rejected after the probe budget" in detail
     assert "could not be deleted" in detail
     assert report.cleanup is not None
-    assert report.cleanup_landed is True  # Graph answered the DELETE (403), so it counts as possibly carried out
+    assert report.cleanup_landed is False  # Graph refused the DELETE (403): nothing was carried out
 
 
 async def test_verify_reports_missing_roles_refused_credentials_and_failed_trials(
