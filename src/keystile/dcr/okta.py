@@ -374,10 +374,18 @@ class OktaProvider(BaseProvider):
         Never raises for IdP answers: every problem is a failed check with a sentence naming Okta and its code.
         """
         report = VerifyReport()
-        await self.verify_discovery(report)
+        discovered = await self.verify_discovery(report)
         path = urlsplit(self.issuer).path.rstrip("/")
         if _CUSTOM_AS_PATH.match(path):
-            report.passed("authorization_server", f"custom authorization server {path.rsplit('/', 1)[-1]}")
+            server = path.rsplit("/", 1)[-1]
+            if discovered is None:  # the path has the right shape, but nothing showed the server exists
+                report.skipped(
+                    "authorization_server",
+                    f"the issuer names custom authorization server {server}, but its metadata could not be read"
+                    " (see discovery)",
+                )
+            else:
+                report.passed("authorization_server", f"custom authorization server {server}")
         else:
             report.failed(
                 "authorization_server",

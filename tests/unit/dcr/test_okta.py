@@ -567,6 +567,22 @@ async def test_verify_refuses_the_org_authorization_server(fake: FakeOkta, sleep
     assert "not an Okta custom authorization server" in report.errors[1]
 
 
+async def test_verify_does_not_pass_an_authorization_server_it_could_not_reach(
+    okta: OktaProvider, fake: FakeOkta
+) -> None:
+    fake.inject("GET", "*", "connect", times=50)  # the org is unreachable
+    report = await okta.verify()
+    assert report.status == "failed"
+    assert report.check("discovery").status == "failed"
+    assert report.check("management_credentials").status == "failed"
+    check = report.check("authorization_server")
+    assert (check.status, check.detail) == (
+        "skipped",
+        f"the issuer names custom authorization server {AUTH_SERVER_ID}, but its metadata could not be read"
+        " (see discovery)",
+    )
+
+
 async def test_verify_trial_reports_registration_token_and_cleanup_failures(okta: OktaProvider, fake: FakeOkta) -> None:
     fake.inject("POST", CLIENTS, "status", status=403, body=okta_error("E0000006", "denied"))
     report = await okta.verify(trial=True)
