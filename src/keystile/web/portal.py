@@ -259,8 +259,7 @@ async def login(request: Request) -> Response:
                 ctx, portal, {"username": form_text(data, "email"), "password": data.get("password") or ""}
             )
     except e.AuthenticationError as exc:
-        form.top.append(f"{exc.title}: {exc.detail}")
-        form.trace_id = None
+        form.top.append(exc.detail)
         return render(request, "portal/login.html", {"form": form}, status=401)
     except (e.ValidationError, e.ThrottledError) as exc:
         form.fail(exc, lambda f: "email" if f == "username" else f)

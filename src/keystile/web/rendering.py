@@ -106,15 +106,20 @@ class Form:
         return self.values.get(name, default)
 
     def fail(self, exc: e.KeystileError, field_map: Callable[[str], str | None] | None = None) -> Form:
-        """Put the messages of a domain error beside their fields (or at the top) and keep the trace id."""
-        self.trace_id = (trace_id_var.get() or "") or None
+        """Put the messages of a domain error beside their fields (or at the top); keep the trace id when support may
+        need it (an IdP or server-side failure), not for a mistake the user can correct."""
+        server_side = isinstance(exc, e.ProviderError | e.ConfigurationError | e.VaultError)
+        self.trace_id = ((trace_id_var.get() or "") or None) if server_side else None
         if isinstance(exc, e.ValidationError):
             for item in exc.items:
                 name = field_map(item.field) if field_map else item.field
                 reason = plain(item.reason)
                 if name is None:
-                    self.top.append(reason if item.field in item.reason else f"{item.field}: {reason}")
-                elif name in self.errors:
+                    label = strip_indices(item.field).rsplit(".", 1)[-1].replace("_", " ")
+                    self.top.append(reason if item.field in item.reason else f"{label}: {reason}")
+                    continue
+                reason = beside(item.field, reason)
+                if name in self.errors:
                     self.errors[name] += f"; {reason}"
                 else:
                     self.errors[name] = reason
@@ -143,6 +148,16 @@ _TECH_PREFIX = re.compile(r"\b(?:configs\.(?:openid-connect|key-auth)|dcr_config
 def plain(reason: str) -> str:
     """A service's reason without the JSON path prefix the field already shows (`configs.openid-connect.x` → `x`)."""
     return _TECH_PREFIX.sub("", reason)
+
+
+def beside(field_name: str, reason: str) -> str:
+    """A reason shown beside its field, without the field's API name the label already says:
+    `full_name must be at most 255 characters` → `Must be at most 255 characters`."""
+    for prefix in (field_name, strip_indices(field_name).rsplit(".", 1)[-1]):
+        if reason.startswith(prefix + " "):
+            rest = reason[len(prefix) + 1 :]
+            return rest[:1].upper() + rest[1:]
+    return reason
 
 
 def strip_indices(name: str) -> str:

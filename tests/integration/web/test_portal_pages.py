@@ -121,6 +121,11 @@ async def test_sign_up_verify_set_password_and_sign_in(browser: Browser, tmp_pat
     assert bad.status_code == 400
     assert field_error(bad.text, "email")
     assert input_value(bad.text, "full_name") == "Ada Lovelace"
+    long = await browser.submit("/register", "/register", {"full_name": "A" * 300, "email": "ada@example.com"})
+    assert long.status_code == 400
+    # beside its field, a message does not repeat the API's field name
+    assert field_error(long.text, "full_name") == "Must be at most 256 characters"
+    assert "Trace id" not in long.text
     ok = await browser.submit("/register", "/register", {"full_name": "Ada Lovelace", "email": "ada@example.com"})
     assert ok.status_code == 200
     assert "Check your mail" in ok.text
@@ -175,7 +180,9 @@ async def test_sign_up_verify_set_password_and_sign_in(browser: Browser, tmp_pat
     assert saved.headers["location"] == "/login?reset=1"
     wrong = await browser.submit("/login", "/login", {"email": "ada@example.com", "password": "wrong password!!"})
     assert wrong.status_code == 401
-    assert "Invalid Credentials" in wrong.text
+    assert "You have entered an invalid email or password." in wrong.text
+    assert "Invalid Credentials" not in wrong.text  # the API's title is not a sentence for people
+    assert "Trace id" not in wrong.text  # a mistake the user can correct needs no trace id
     assert input_value(wrong.text, "email") == "ada@example.com"
     signed = await browser.submit("/login", "/login", {"email": "ada@example.com", "password": "correct horse battery"})
     assert signed.status_code == 303
