@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -627,12 +628,23 @@ async def audit_log(request: Request) -> Response:
             values[name] = value
             op = "contains" if name == "action" else "eq"
             params.append((f"filter[{name}][{op}]", value))
-    for name, op in (("since", "gte"), ("until", "lte")):
-        value = q.get(name, "").strip()
-        if value:
-            values[name] = value
-            params.append((f"filter[created_at][{op}]", value if "T" in value else f"{value}T00:00:00Z"))
     form = Form(values=values)
+    for name in ("since", "until"):
+        value = q.get(name, "").strip()
+        if not value:
+            continue
+        values[name] = value
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            form.errors[name] = "Give a date as YYYY-MM-DD, e.g. 2026-11-28"
+            continue
+        # "until" a day includes all of it: events before the next day's midnight (UTC)
+        bound, op = (day, "gte") if name == "since" else (day + timedelta(days=1), "lt")
+        params.append((f"filter[created_at][{op}]", f"{bound.isoformat()}T00:00:00Z"))
+    if form.errors:
+        base = "/admin/audit?" + urlencode(values)
+        return _render(request, "admin/audit.html", {"form": form, "page": None, "base": base}, status=400)
     result = None
     try:
         async with unit(request, actor) as ctx:

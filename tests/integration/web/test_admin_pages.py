@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import UTC, datetime, timedelta
 
 from tests.integration.web.conftest import Browser, csrf_of, field_error, input_value
 
@@ -219,6 +220,18 @@ async def test_strategy_create_edit_and_errors(browser: Browser) -> None:
     assert "auth_strategy.update" in audit.text
     assert "auth_strategy.create" in audit.text
     assert "dcr_provider.create" not in audit.text
+    # "until" a day includes all of that day; "from" the next day finds nothing yet
+    today = datetime.now(UTC).date()
+    until_today = await browser.get(f"/admin/audit?action=auth_strategy&until={today}")
+    assert "auth_strategy.update" in until_today.text
+    until_yesterday = await browser.get(f"/admin/audit?action=auth_strategy&until={today - timedelta(days=1)}")
+    assert "auth_strategy.update" not in until_yesterday.text
+    from_tomorrow = await browser.get(f"/admin/audit?action=auth_strategy&since={today + timedelta(days=1)}")
+    assert "auth_strategy.update" not in from_tomorrow.text
+    bad = await browser.get("/admin/audit?until=28/11/2026")
+    assert bad.status_code == 400
+    assert field_error(bad.text, "until") == "Give a date as YYYY-MM-DD, e.g. 2026-11-28"
+    assert input_value(bad.text, "until") == "28/11/2026"
 
 
 async def test_static_assets_and_unknown_assets(browser: Browser) -> None:
