@@ -491,3 +491,50 @@ async def test_session_renewal_in_the_browser(page: Any, live_portal: LivePortal
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url(live.url + app_path + "?from=bookmark")
     await page.get_by_role("heading", name="renewed-mid-form").wait_for()
+
+
+async def test_long_names_fit_and_pages_work_without_scripts(page: Any, chromium: Any, live_portal: LivePortal) -> None:
+    """A long unbroken app name wraps (no sideways scrolling at desktop or phone width); in a browser without scripts
+    the copy buttons stay hidden and a destructive button asks with a page before it acts."""
+    live = live_portal
+    ids = await _publish_for_developers(live)
+    dev = await approved_developer(live.runtime, password="correct horse battery")
+    long_name = "shipping-" + "x" * 110
+    await page.goto("/login")
+    await page.get_by_label("Email").fill(dev.email)
+    await page.get_by_label("Password").fill("correct horse battery")
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/apps")
+    await page.goto(f"/apps/new?strategy={ids['strategy']}")
+    await page.get_by_label("App name").fill(long_name)
+    await page.get_by_role("button", name="Create app").click()
+    await page.get_by_role("link", name="Proceed").click()
+    await page.wait_for_url(re.compile(r"/apps/[0-9a-f-]{36}$"))
+    app_path = page.url.removeprefix(live.url)
+    await check_page(page, "portal-app-long-name")
+    await page.goto("/apps")
+    await check_page(page, "portal-apps-long-name")
+
+    context = await chromium.new_context(base_url=live.url, java_script_enabled=False, service_workers="block")
+    try:
+        nojs = await context.new_page()
+        nojs.set_default_timeout(15_000)
+        await nojs.goto("/login")
+        await nojs.get_by_label("Email").fill(dev.email)
+        await nojs.get_by_label("Password").fill("correct horse battery")
+        await nojs.get_by_role("button", name="Sign in").click()
+        await nojs.wait_for_url("**/apps")
+        await nojs.goto(app_path)
+        await nojs.get_by_label("Name of the new key").fill("CI")
+        await nojs.get_by_role("button", name="Create an API key").click()
+        await nojs.get_by_role("heading", name="Store it now").wait_for()
+        assert await nojs.locator("button.copy").count() == 1
+        assert not await nojs.locator("button.copy").is_visible()  # nothing could copy: not offered
+        await nojs.get_by_role("link", name="Proceed").click()
+        await nojs.get_by_role("button", name="Revoke CI").click()
+        await nojs.get_by_role("heading", name="Please confirm").wait_for()
+        await nojs.get_by_text("Revoke CI? Calls made with it will fail.").wait_for()
+        await nojs.get_by_role("button", name="Yes, continue").click()
+        await nojs.get_by_text("The credential was revoked.").wait_for()
+    finally:
+        await context.close()

@@ -14,6 +14,7 @@ from keystile.domain.errors import NotFoundError
 from keystile.domain.listing import ListQuery, ListSpec, parse_list_query
 from keystile.services.context import Actor, Ctx, Runtime
 from keystile.web import security
+from keystile.web.rendering import ConfirmRequired
 
 __all__ = ["form_bool", "list_query", "parse_id", "read_form", "runtime", "unit"]
 
@@ -24,9 +25,14 @@ def runtime(request: Request) -> Runtime:
 
 
 async def read_form(request: Request) -> FormData:
-    """The submitted form, after its CSRF token was checked (raises security.CsrfError)."""
+    """The submitted form, after its CSRF token was checked (raises security.CsrfError) and, for a destructive form,
+    after the user confirmed it (raises ConfirmRequired when no script asked: the page asks instead)."""
     form = await request.form()
     security.check_csrf(request, form.get("csrf_token"))
+    question = form.get("_confirm")
+    if isinstance(question, str) and question and form.get("_confirmed") != "yes":
+        kept = [(k, v) for k, v in form.multi_items() if isinstance(v, str) and k not in ("csrf_token", "_confirmed")]
+        raise ConfirmRequired(question, kept)
     return form
 
 

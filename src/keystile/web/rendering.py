@@ -54,6 +54,16 @@ class LoginRequired(Exception):
         self.location = location
 
 
+class ConfirmRequired(Exception):
+    """A destructive form (`_confirm` = its question) was sent without `_confirmed=yes`: the browser ran no script
+    to ask. Answered by a page that asks, then sends the same fields again, confirmed."""
+
+    def __init__(self, question: str, fields: list[tuple[str, str]]) -> None:
+        super().__init__(question)
+        self.question = question
+        self.fields = fields
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
     """The template environment, built on first use (nothing at import time)."""
@@ -210,6 +220,16 @@ def redirect(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303)
 
 
+def _confirm_page(request: Request, exc: ConfirmRequired) -> HTMLResponse:
+    """The question a script would have asked, as a page; Cancel goes back where the form was (same site only)."""
+    referer = request.headers.get("referer", "")
+    origin = f"{request.url.scheme}://{request.url.netloc}"
+    back = referer[len(origin) :] if referer.startswith(origin + "/") else None
+    home = "/admin/" if request.url.path.startswith("/admin") else "/"
+    context = {"question": exc.question, "fields": exc.fields, "action": request.url.path, "back": back or home}
+    return render(request, "confirm.html", context)
+
+
 def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
     return render(request, "error.html", {"title": title, "detail": detail, "status": status}, status=status)
 
@@ -226,6 +246,8 @@ def page(handler: Callable[P, Awaitable[Response]]) -> Callable[P, Awaitable[Res
             response = await handler(*args, **kwargs)
         except LoginRequired as exc:
             response = redirect(exc.location)
+        except ConfirmRequired as exc:
+            response = _confirm_page(request, exc)
         except security.CsrfError as exc:
             response = error_page(request, 403, "This form could not be accepted", exc.detail)
         except e.NotFoundError:

@@ -33,6 +33,16 @@ def field_error(page: str, name: str) -> str | None:
     return html.unescape(match.group(1)) if match else None
 
 
+def form_fields(page: str, action: str) -> list[tuple[str, str]]:
+    """The hidden fields of the form posting to `action`, as a browser without scripts would send them."""
+    match = re.search(rf'<form method="post" action="{re.escape(action)}"[^>]*>(.*?)</form>', page, re.S)
+    assert match, f"no form posts to {action}"
+    return [
+        (html.unescape(name), html.unescape(value))
+        for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', match.group(1))
+    ]
+
+
 def input_value(page: str, name: str) -> str | None:
     match = re.search(rf'<input id="[^"]*" name="{re.escape(name)}" type="[^"]*" value="([^"]*)"', page)
     return html.unescape(match.group(1)) if match else None

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.web.conftest import Browser, csrf_of, field_error, input_value
+from tests.integration.web.conftest import Browser, csrf_of, field_error, form_fields, input_value
 from tests.portal_helpers import approved_developer, ensure_default_portal
 
 SPEC = """openapi: 3.0.3
@@ -259,9 +259,22 @@ async def test_new_app_shows_the_key_once_then_detail_request_revoke_delete(brow
     detail = await browser.get(proceed)
     cred_ids = re.findall(rf'action="{proceed}/credentials/([0-9a-f-]+)/revoke"', detail.text)
     assert len(cred_ids) == 2
-    revoked = await browser.submit(proceed, f"{proceed}/credentials/{cred_ids[0]}/revoke", {})
+    # without scripts nothing asks before the form is sent: the server asks with a page, and nothing is revoked yet
+    revoke = f"{proceed}/credentials/{cred_ids[0]}/revoke"
+    asked = await browser.post(revoke, form_fields(detail.text, revoke))
+    assert asked.status_code == 200, asked.text
+    assert "Please confirm" in asked.text
+    assert re.search(r"<p>Revoke (first key|CI)\? Calls made with it will fail\.</p>", asked.text)
+    assert len(re.findall(r"/revoke\"", (await browser.get(proceed)).text)) == 2
+    revoked = await browser.post(revoke, form_fields(asked.text, revoke))  # "Yes, continue"
     assert revoked.status_code == 303
     assert "revoked" in (await browser.get(proceed)).text
+    # a rejected edit opens the Edit section, so its message is seen
+    bad_edit = await browser.submit(proceed, proceed, {"name": ""})
+    assert bad_edit.status_code == 400
+    assert field_error(bad_edit.text, "name")
+    assert "<details open>" in bad_edit.text
+    assert "<details open>" not in (await browser.get(proceed)).text
     # withdraw the request, ask again from the detail page
     reg_id = re.search(rf'action="{proceed}/registrations/([0-9a-f-]+)/withdraw"', detail.text).group(1)
     assert (await browser.submit(proceed, f"{proceed}/registrations/{reg_id}/withdraw", {})).status_code == 303

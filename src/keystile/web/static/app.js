@@ -17,11 +17,13 @@
       });
     });
   });
-  // Confirm dialogs for destructive forms: <form data-confirm="question">.
+  // Confirm dialogs for destructive forms: <form data-confirm="question">. A yes marks the form confirmed
+  // (`_confirmed`), so the server does not ask again with its own page (what a browser without scripts gets).
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (ev) {
-      if (form.getAttribute("data-confirmed") === "1") { return; }
-      if (!window.confirm(form.getAttribute("data-confirm"))) { ev.preventDefault(); }
+      if (!window.confirm(form.getAttribute("data-confirm"))) { ev.preventDefault(); return; }
+      var confirmed = form.querySelector("input[name='_confirmed']");
+      if (confirmed) { confirmed.value = "yes"; }
     });
   });
   // Strategy form: choosing a DCR provider pre-fills the issuer (the server does the same when left blank).
