@@ -5,18 +5,64 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
-from keystile.domain.errors import NotFoundError
+from keystile.domain.errors import ConflictError, NotFoundError
 from keystile.domain.listing import ListQuery, ListSpec, parse_list_query
+from keystile.services import idempotency
 from keystile.services.context import Actor, Ctx, Runtime
 from keystile.web import security
-from keystile.web.rendering import ConfirmRequired
+from keystile.web.rendering import AlreadySent, ConfirmRequired
 
-__all__ = ["form_bool", "list_query", "parse_id", "read_form", "runtime", "unit"]
+__all__ = ["Once", "form_bool", "list_query", "once", "parse_id", "read_form", "runtime", "unit"]
+
+
+@dataclass
+class Once:
+    """Set `location` to the page of what the form made once it succeeded; unset, the form may be sent again."""
+
+    location: str | None = None
+
+
+@asynccontextmanager
+async def once(request: Request, data: FormData, actor: Actor) -> AsyncIterator[Once]:
+    """Carry out a form that hands out a secret at most once. Its `form_once` value (fresh on every page render) is
+    claimed like an `Idempotency-Key` (services/idempotency.py); the answer, which holds the secret, is not kept.
+
+    Raises:
+        AlreadySent: this form was carried out before (a reload of the secret page, a second click).
+        ConflictError: the first sending is still being carried out.
+    """
+    key = data.get("form_once")
+    rt = runtime(request)
+    claim = None
+    if isinstance(key, str) and key:
+        try:
+            begun = await idempotency.begin(
+                rt, scope=f"page:{actor.type}:{actor.id}", method="POST", path=request.url.path, key=key, body={}
+            )
+        except ConflictError as exc:
+            if exc.location:
+                raise AlreadySent(exc.location) from exc
+            raise ConflictError("This form is already being sent; look at My Apps in a moment.") from exc
+        claim = begun if isinstance(begun, idempotency.Claim) else None
+    outcome = Once()
+    try:
+        yield outcome
+    except BaseException:
+        if claim is not None:
+            await idempotency.release(rt, claim)
+        raise
+    if claim is None:
+        return
+    if outcome.location is None:  # refused: the user corrects the form and sends it again
+        await idempotency.release(rt, claim)
+    else:
+        await idempotency.finish(rt, claim, status=201, body=None, location=outcome.location, secret="sent")
 
 
 def runtime(request: Request) -> Runtime:

@@ -17,7 +17,7 @@ from keystile.services import applications, credentials, developers, portal_cata
 from keystile.services.context import Actor, Ctx
 from keystile.services.developers import PortalInfo, SignedIn
 from keystile.web import openapi, security
-from keystile.web.common import form_text, list_query, page_number, parse_id, read_form, runtime, unit
+from keystile.web.common import form_text, list_query, once, page_number, parse_id, read_form, runtime, unit
 from keystile.web.rendering import Form, LoginRequired, comma_list, page, redirect, render, strip_indices
 
 __all__ = ["router"]
@@ -482,7 +482,7 @@ async def create_app(request: Request) -> Response:
     _, who = await _signed_in(request)
     data = await read_form(request)
     form = Form.of(data)
-    async with unit(request, _dev_actor(who)) as ctx:
+    async with once(request, data, _dev_actor(who)) as sent, unit(request, _dev_actor(who)) as ctx:
         offered = await _offered(ctx)
         try:
             created = await applications.create(ctx, _app_body(data, offered))
@@ -490,6 +490,7 @@ async def create_app(request: Request) -> Response:
             form.fail(exc, app_field)
             return render(request, "portal/new_app.html", _new_app_ctx(form, offered), status=_status(exc))
         app_id = uuid.UUID(str(created["id"]))
+        sent.location = f"/apps/{app_id}"
         secret: dict[str, Any] | None = created.get("credentials")
         key: dict[str, Any] | None = None
         problems: list[str] = []
@@ -590,7 +591,7 @@ async def app_update(request: Request, app_id: str) -> Response:
     data = await read_form(request)
     aid = parse_id(app_id)
     form = Form.of(data)
-    async with unit(request, _dev_actor(who)) as ctx:
+    async with once(request, data, _dev_actor(who)) as sent, unit(request, _dev_actor(who)) as ctx:
         current = await applications.get(ctx, aid)
         body: dict[str, Any] = {"name": form_text(data, "name"), "description": form_text(data, "description") or None}
         ctype = current["auth_strategy"]["credential_type"]
@@ -602,6 +603,8 @@ async def app_update(request: Request, app_id: str) -> Response:
             updated = await applications.update(ctx, aid, body)
         except e.KeystileError as exc:
             return await _app_page(request, ctx, aid, form.fail(exc, app_field), status=_status(exc))
+        if updated.get("credentials"):  # the provider rotated the secret with the update: shown once
+            sent.location = f"/apps/{aid}"
     if updated.get("credentials"):
         context = {
             "app": updated,
@@ -619,14 +622,15 @@ async def app_update(request: Request, app_id: str) -> Response:
 @page
 async def app_refresh(request: Request, app_id: str) -> Response:
     _, who = await _signed_in(request)
-    await read_form(request)
+    data = await read_form(request)
     aid = parse_id(app_id)
-    async with unit(request, _dev_actor(who)) as ctx:
+    async with once(request, data, _dev_actor(who)) as sent, unit(request, _dev_actor(who)) as ctx:
         app = await applications.get(ctx, aid)
         try:
             secret = await applications.refresh_token(ctx, aid)
         except e.KeystileError as exc:
             return await _app_page(request, ctx, aid, Form().fail(exc), status=_status(exc))
+        sent.location = f"/apps/{aid}"
     context: dict[str, Any] = {
         "app": app,
         "secret": secret,
@@ -645,13 +649,14 @@ async def credential_create(request: Request, app_id: str) -> Response:
     _, who = await _signed_in(request)
     data = await read_form(request)
     aid = parse_id(app_id)
-    async with unit(request, _dev_actor(who)) as ctx:
+    async with once(request, data, _dev_actor(who)) as sent, unit(request, _dev_actor(who)) as ctx:
         app = await applications.get(ctx, aid)
         body = {"display_name": form_text(data, "display_name")} if form_text(data, "display_name") else {}
         try:
             created = await credentials.create(ctx, aid, body)
         except e.KeystileError as exc:
             return await _app_page(request, ctx, aid, Form().fail(exc), status=_status(exc))
+        sent.location = f"/apps/{aid}"
     is_key = created.get("type") == "api_key"
     context: dict[str, Any] = {
         "app": app,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec
@@ -48,6 +49,15 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 class LoginRequired(Exception):
     """Raised by a page that needs a signed-in admin or developer; answered by a redirect to the sign-in page."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+class AlreadySent(Exception):
+    """A form that hands out a secret was sent again (a reload of its answer, a second click): it is not carried out
+    twice. Answered by a redirect to the page of what the first sending made, which says so."""
 
     def __init__(self, location: str) -> None:
         super().__init__(location)
@@ -193,6 +203,7 @@ def render(
     ctx: dict[str, Any] = {
         "request": request,
         "csrf_token": security.csrf_token(request),
+        "once_token": uuid.uuid4().hex,  # forms that hand out a secret carry one (web/common.py once)
         "trace_id": (trace_id_var.get() or ""),
         "portal_name": getattr(request.state, "portal_name", None) or "keystile",
         "admin": getattr(request.state, "admin_actor", None),
@@ -248,6 +259,8 @@ def page(handler: Callable[P, Awaitable[Response]]) -> Callable[P, Awaitable[Res
             response = redirect(exc.location)
         except ConfirmRequired as exc:
             response = _confirm_page(request, exc)
+        except AlreadySent as exc:
+            response = redirect(f"{exc.location}?saved=resent")
         except security.CsrfError as exc:
             response = error_page(request, 403, "This form could not be accepted", exc.detail)
         except e.NotFoundError:

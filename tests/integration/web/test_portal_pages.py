@@ -292,6 +292,44 @@ async def test_new_app_shows_the_key_once_then_detail_request_revoke_delete(brow
     assert (await browser.get(proceed)).status_code == 404
 
 
+async def test_a_form_that_hands_out_a_secret_is_carried_out_once(browser: Browser) -> None:
+    """Reloading the page that showed a secret (the browser sends the form again) or clicking twice makes nothing
+    twice: the second sending goes to what the first one made, with a note; a refused form can be sent again."""
+    portal_id = str(await ensure_default_portal(browser.runtime))
+    ids = await publish_key_auth_product(browser, portal_id)
+    dev = await approved_developer(browser.runtime, portal_id=uuid.UUID(portal_id))
+    browser.client.cookies.set("portalaccesstoken", dev.access_token)
+    new_page = await browser.get(f"/apps/new?strategy={ids['strategy']}")
+    sent = [(k, v) for k, v in form_fields(new_page.text, "/apps/new") if k != "product_version_id"]
+    assert dict(sent)["form_once"]
+    refused = await browser.post("/apps/new", [*sent, ("name", ""), ("auth_strategy_id", ids["strategy"])])
+    assert refused.status_code == 400  # refused: the same form may be sent again once corrected
+    form = [*sent, ("name", "once-only"), ("auth_strategy_id", ids["strategy"])]
+    created = await browser.post("/apps/new", form)
+    assert created.status_code == 201, created.text
+    app_path = re.search(r'href="(/apps/[0-9a-f-]+)">Proceed', created.text).group(1)
+    again = await browser.post("/apps/new", form)  # what a reload of the secret page sends
+    assert again.status_code == 303
+    assert again.headers["location"] == f"{app_path}?saved=resent"
+    assert "kak_" not in again.text
+    listed = await browser.get("/apps")
+    assert listed.text.count(">once-only<") == 1
+    shown = await browser.get(again.headers["location"])
+    assert "That form was already sent once" in shown.text
+
+    detail = await browser.get(app_path)
+    add = form_fields(detail.text, f"{app_path}/credentials")
+    first = await browser.post(f"{app_path}/credentials", [*add, ("display_name", "CI")])
+    assert first.status_code == 201
+    second = await browser.post(f"{app_path}/credentials", [*add, ("display_name", "CI")])
+    assert second.status_code == 303
+    detail = await browser.get(app_path)
+    assert len(re.findall(r"/revoke\"", detail.text)) == 2  # the first key and one "CI", not two
+    # another render of the page carries another token: a new key on purpose is made
+    third = await browser.post(f"{app_path}/credentials", [*form_fields(detail.text, f"{app_path}/credentials")])
+    assert third.status_code == 201
+
+
 @pytest.mark.parametrize("path", ["/apps", "/apps/new"])
 async def test_app_pages_need_a_developer(browser: Browser, path: str) -> None:
     await ensure_default_portal(browser.runtime)
