@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select
 
 from keystile.dcr.base import DcrProvider as Adapter
-from keystile.dcr.types import AppMetadata, ClientRef, HookEvent, ProbeResult, StrategyInfo
+from keystile.dcr.types import AppMetadata, ClientRef, ClientUpdate, HookEvent, ProbeResult, StrategyInfo
 from keystile.domain.applications import (
     DCR_REFERENCE_REASON,
     FIXED_STRATEGY_REASON,
@@ -743,21 +744,33 @@ async def update(ctx: Ctx, app_id: uuid.UUID, raw: Any) -> dict[str, Any]:
         await _guard_name(ctx, dev, body.name, exclude=app.id)
     if "reference_id" in sent and body.reference_id and body.reference_id != app.reference_id:
         await _guard_reference(ctx, strategy.id, body.reference_id, exclude=app.id)
-    old_redirect = app.redirect_uri
-    for key in ("name", "description", "redirect_uri", "reference_id"):
-        if key in sent:
-            setattr(app, key, getattr(body, key))
-    if "scopes" in sent:
-        app.scopes = list(body.scopes or [])
-    app.updated_at = _now()
+    changes = body
+
+    def apply(row: Application) -> None:
+        for key in ("name", "description", "redirect_uri", "reference_id"):
+            if key in sent:
+                setattr(row, key, getattr(changes, key))
+        if "scopes" in sent:
+            row.scopes = list(changes.scopes or [])
+        row.updated_at = _now()
+
+    adapter = _adapter(ctx, provider) if app.dcr_provider_id is not None and provider is not None else None
+    rotated: ClientUpdate | None = None
+    redirect_changes = "redirect_uri" in sent and body.redirect_uri != app.redirect_uri
+    if adapter is not None and adapter.capabilities.update_rotates_secret and redirect_changes:
+        rotated = await _rotating_update(ctx, adapter, app, apply)
+    apply(app)
     credentials: dict[str, str] | None = None
-    if app.dcr_provider_id is not None and provider is not None:
-        adapter = _adapter(ctx, provider)
-        caps = adapter.capabilities
-        if caps.update_rotates_secret and app.redirect_uri != old_redirect:
-            credentials = await _rotating_update(ctx, adapter, app)
-        elif caps.acts_on("update_application") and _snapshot(app) != before:
-            outbox.enqueue_event(ctx, app, "update_application")
+    if rotated is not None:
+        store_client_update(ctx, app, rotated.handles, rotated.secret_handles, rotated.metadata)
+        if rotated.client_secret is not None:
+            await _replace_secret_records(ctx, app, None, rotated.expires_at)
+            credentials = {
+                "client_id": app.reference_id or "",
+                "client_secret": rotated.client_secret.get_secret_value(),
+            }
+    elif adapter is not None and adapter.capabilities.acts_on("update_application") and _snapshot(app) != before:
+        outbox.enqueue_event(ctx, app, "update_application")
     audit.record(ctx, "application.update", "application", app.id, changes=audit.diff(before, _snapshot(app)))
     await installation.bump_config_version(ctx)
     await ctx.session.commit()
@@ -768,29 +781,29 @@ async def update(ctx: Ctx, app_id: uuid.UUID, raw: Any) -> dict[str, Any]:
     return out
 
 
-async def _rotating_update(ctx: Ctx, adapter: Adapter, app: Application) -> dict[str, str] | None:
-    """The update that rotates the secret (curity; rfc7591 with `rotates_secret_on_put`), in the request; the new
-    credentials, or None when the provider returned no new secret (nothing was rotated: no `credentials` shown)."""
-    meta = await app_metadata(ctx, app)
-    ref = client_ref(ctx, app)
-    app_id = app.id
+async def _rotating_update(
+    ctx: Ctx, adapter: Adapter, app: Application, apply: Callable[[Application], None]
+) -> ClientUpdate | None:
+    """The update that rotates the secret (curity; rfc7591 with `rotates_secret_on_put`), in the request. The IdP
+    sees the application with the changes `apply` makes, while no change is pending and no transaction is open (a
+    slow IdP must not hold the database's locks); the caller applies them again once the IdP said yes. Returns what
+    the IdP answered (None: nothing to store), its `client_secret` None when nothing was rotated."""
+    with ctx.session.no_autoflush:
+        apply(app)
+        meta = await app_metadata(ctx, app)
+        ref = client_ref(ctx, app)
+    ctx.session.expire(app)  # the changes go; the row is read again after the IdP call
+    await ctx.before_idp_call()
     try:
         result = await adapter.on_event(ref, HookEvent("update_application", meta))
     except ProviderError as exc:
-        await ctx.session.rollback()
+        await ctx.session.refresh(app)
         if exc.extra.get("needs_attention"):  # nothing of the PATCH is kept but the doubt the lost answer left
-            row = await ctx.session.get(Application, app_id)
-            if row is not None:
-                mark_handles_uncertain(row)
-                await ctx.session.commit()
+            mark_handles_uncertain(app)
+            await ctx.session.commit()
         raise
-    if result is None or result.client_secret is None:
-        if result is not None:
-            store_client_update(ctx, app, result.handles, result.secret_handles, result.metadata)
-        return None
-    store_client_update(ctx, app, result.handles, result.secret_handles, result.metadata)
-    await _replace_secret_records(ctx, app, None, result.expires_at)
-    return {"client_id": app.reference_id or "", "client_secret": result.client_secret.get_secret_value()}
+    await ctx.session.refresh(app)
+    return result
 
 
 async def _replace_secret_records(

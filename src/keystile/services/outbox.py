@@ -376,6 +376,7 @@ async def _execute(runtime: Runtime, op_id: uuid.UUID) -> str:
         if row is None or row.status != "pending":
             return "done"
         row.attempts += 1
+        await ctx.session.commit()  # the attempt is on record; the lease, not a transaction, keeps the entry ours
         try:
             outcome = await _perform(ctx, row)
         except ProviderError as exc:
@@ -410,13 +411,17 @@ async def _failed(ctx: Ctx, row: IdpOperation, exc: KeystileError, *, retryable:
 
 async def _perform(ctx: Ctx, row: IdpOperation) -> str:
     if row.operation == "deregister":
-        await (await _adapter(ctx, row)).deregister(_ref(ctx, row))
+        adapter = await _adapter(ctx, row)
+        await ctx.before_idp_call()
+        await adapter.deregister(_ref(ctx, row))
         if row.payload.get("finalize_application") and row.application_id:
             await _delete_application(ctx, row.application_id)
             audit.record(ctx, "application.deregistered", "application", row.application_id, status_code=204)
         return "done"
     if row.operation == "revoke_secret":
-        await (await _adapter(ctx, row)).revoke_secret(_ref(ctx, row), str(row.payload["credential_id"]))
+        adapter = await _adapter(ctx, row)
+        await ctx.before_idp_call()
+        await adapter.revoke_secret(_ref(ctx, row), str(row.payload["credential_id"]))
         return "done"
     if row.operation == "event":
         return await _event(ctx, row)
@@ -441,8 +446,10 @@ async def _event(ctx: Ctx, row: IdpOperation) -> str:
         audience=row.payload.get("audience"),
     )
     ref = applications.client_ref(ctx, app)
+    adapter = await _adapter(ctx, row)
+    await ctx.before_idp_call()
     try:
-        update = await (await _adapter(ctx, row)).on_event(ref, event)
+        update = await adapter.on_event(ref, event)
     except ProviderError as exc:
         if exc.extra.get("needs_attention"):  # kept: `_failed` commits this session
             applications.mark_handles_uncertain(app)
@@ -467,6 +474,7 @@ async def _sweep(ctx: Ctx, row: IdpOperation) -> str:
         )
         return "kept"
     h12 = uuid.UUID(str(app_id)).hex[-12:]
+    await ctx.before_idp_call()
     async for client in adapter.list_clients():
         if client.application_id in (h12, str(app_id)):
             await adapter.deregister(ClientRef(client_id=client.client_id, application_id=app_id))
@@ -484,6 +492,7 @@ async def _probe(ctx: Ctx, row: IdpOperation) -> str:
         token_post_args_values=tuple(payload.get("token_post_args_values") or ()),
     )
     cred = await ctx.session.get(Credential, uuid.UUID(payload["credential_row_id"]))
+    await ctx.before_idp_call()
     try:
         result = await adapter.probe(row.client_id or "", secret, strategy)
     except ProviderError as exc:

@@ -408,6 +408,33 @@ async def test_delete_under_an_idp_fault(scene: Scene, fault: str) -> None:
     assert (await scene.api.client.get(f"/v2/applications/{app_id}")).status_code == 404
 
 
+@pytest.mark.parametrize("fault", ["5xx", "latency"])
+async def test_a_rotating_patch_under_an_idp_fault_keeps_none_of_its_changes(scene: Scene, fault: str) -> None:
+    """A redirect change on a provider that rotates on PUT calls the IdP in the request: when that fails, the PATCH
+    keeps nothing (not the name sent with it either), and an unknown outcome flags the application, as a refresh's
+    would."""
+    app = await scene.created("billing")
+    app_id = app["id"]
+    before = await scene.rows()
+    scene.fault(fault)
+    r = await scene.api.client.patch(
+        f"/api/v2/applications/{app_id}",
+        json={"name": "billing v2", "redirect_uri": "https://app.example.com/cb"},
+        headers=scene.dev,
+    )
+    scene.clear()
+    assert r.status_code == STATUS[fault], r.text
+    after = await scene.rows()
+    row = after.app(app_id)
+    assert row is not None
+    assert (row.name, row.redirect_uri) == ("billing", None)
+    # the PUT's outcome is unknown after a 5xx or no answer: it may have rotated the secret and the RAT
+    assert row.needs_attention is True
+    assert (row.handles or {}).get("rat_uncertain") is True
+    assert after.creds_of(app_id) == ["active"]
+    assert after.events_since(before) == []
+
+
 async def test_a_client_whose_update_answer_was_lost_is_never_taken_for_deleted(scene: Scene) -> None:
     """A refresh whose answer came too late rotated the RAT at the IdP; then the delete's answer came too late too.
     The retried DELETE's 401 may be the stale RAT's, not a client already gone: keystile must not believe it deleted

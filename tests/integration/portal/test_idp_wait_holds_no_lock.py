@@ -1,5 +1,5 @@
-"""While keystile waits on a slow IdP (creating an application, refreshing its secret, adding a second secret,
-verifying a provider), the rest of the control plane keeps writing: on SQLite an open transaction during the wait
+"""While keystile waits on a slow IdP (creating an application, refreshing its secret, adding a second secret, a
+PATCH that rotates the secret, verifying a provider, an outbox entry), the rest of the control plane keeps writing: on SQLite an open transaction during the wait
 held the database's write lock, so every other write waited on it and then failed ("database unavailable").
 
 A real control plane on a SQLite file (no shared test connection), the built-in IdP as an `rfc7591` provider, and
@@ -110,3 +110,25 @@ async def test_a_slow_idp_blocks_no_other_write(scene: Scene) -> None:
         "GET", "/.well-known", lambda: client.post(f"/v2/dcr-providers/{scene.world.provider_id}/verify")
     )
     assert verified.status_code == 200, verified.text
+    # a redirect change on a provider that rotates on PUT calls the IdP in the request, no change pending meanwhile
+    patched = await scene.held(
+        "PUT",
+        "/register",
+        lambda: client.patch(
+            f"/api/v2/applications/{app_id}",
+            json={"name": "slow v2", "redirect_uri": "https://app.example.com/callback"},
+            headers=dev,
+        ),
+    )
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert (body["name"], body["redirect_uri"]) == ("slow v2", "https://app.example.com/callback")
+    assert body["credentials"]["client_secret"]
+    again = await client.get(f"/api/v2/applications/{app_id}", headers=dev)
+    assert (again.json()["name"], again.json()["redirect_uri"]) == ("slow v2", "https://app.example.com/callback")
+    # the outbox (here the delete's deregister, run at once in the request) waits on the IdP with nothing open too
+    deleted = await scene.held(
+        "DELETE", "/register", lambda: client.delete(f"/api/v2/applications/{app_id}", headers=dev)
+    )
+    assert deleted.status_code == 204, deleted.text
+    assert (await client.get(f"/v2/applications/{app_id}")).status_code == 404  # the IdP agreed: the row is gone
