@@ -1,6 +1,7 @@
 """While keystile waits on a slow IdP (creating an application, refreshing its secret, adding a second secret, a
-PATCH that rotates the secret, verifying a provider, an outbox entry), the rest of the control plane keeps writing: on SQLite an open transaction during the wait
-held the database's write lock, so every other write waited on it and then failed ("database unavailable").
+PATCH that rotates the secret, verifying a provider, an outbox entry), the rest of the control plane keeps writing: on
+SQLite an open transaction during the wait held the database's write lock, so every other write waited on it and then
+failed ("database unavailable").
 
 A real control plane on a SQLite file (no shared test connection), the built-in IdP as an `rfc7591` provider, and
 a gate in front of the IdP that holds the request under test until the test has written something else."""
