@@ -189,3 +189,45 @@ async def test_pending_idp_operations_retry_and_give_up(browser: Browser) -> Non
     assert "client-def" not in (await browser.get("/admin/idp-operations")).text
     audit = await browser.get("/admin/audit?action=idp_operation")
     assert "idp_operation.give_up" in audit.text and "idp_operation.retry" in audit.text
+
+
+async def test_the_version_page_warns_when_a_published_version_cannot_be_called(browser: Browser) -> None:
+    portal_id = await ensure_default_portal(browser.runtime)
+    await browser.admin_login()
+    product = await browser.submit(
+        "/admin/products", "/admin/products", [("name", "Ledger"), ("portal_ids", str(portal_id))]
+    )
+    product_url = product.headers["location"]
+    version = await browser.submit(product_url, product_url + "/versions", [("name", "v1")])  # no route
+    assert version.status_code == 303, version.text
+    version_url = version.headers["location"]
+    publication = [("portal_id", str(portal_id)), ("auth_strategy_id", ""), ("application_registration_enabled", "")]
+    assert "Published without" not in (await browser.get(version_url)).text  # not published: nothing to warn of
+    saved = await browser.submit(
+        version_url, version_url + "/publication", [*publication, ("publish_status", "published")]
+    )
+    assert saved.status_code == 303, saved.text
+    page = await browser.get(version_url)
+    assert "Published without a gateway route." in page.text
+    routed = await browser.submit(
+        version_url,
+        version_url,
+        [("name", "v1"), ("upstream_url", "http://127.0.0.1:9/"), ("paths", "/ledger"), ("strip_path", "true")],
+    )
+    assert routed.status_code == 303, routed.text
+    page = await browser.get(version_url)
+    assert "Published without a gateway route." not in page.text
+    assert "Every call is refused." in page.text  # no strategy, anonymous calls not allowed: the gateway says 401
+    anonymous = await browser.submit(
+        version_url,
+        version_url,
+        [
+            ("name", "v1"),
+            ("upstream_url", "http://127.0.0.1:9/"),
+            ("paths", "/ledger"),
+            ("strip_path", "true"),
+            ("allow_anonymous", "true"),
+        ],
+    )
+    assert anonymous.status_code == 303, anonymous.text
+    assert "Every call is refused." not in (await browser.get(version_url)).text
