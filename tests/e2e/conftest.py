@@ -237,6 +237,15 @@ async def admin_sign_in(page: Any, live: LivePortal) -> None:
     await page.wait_for_url("**/admin/")
 
 
+async def developer_sign_in(page: Any, email: str, password: str) -> None:
+    """Sign in on the portal's sign-in page and land on My Apps."""
+    await page.goto("/login")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/apps")
+
+
 def last_mail_link(folder: Path, path: str) -> str:
     mails = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime)
     assert mails, "no mail was written"

@@ -13,7 +13,7 @@ import pytest
 from keystile.services import developers
 from keystile.services.context import SYSTEM
 from tests.conftest import missing_service
-from tests.e2e.conftest import LivePortal, admin_sign_in, check_page, last_mail_link, unique
+from tests.e2e.conftest import LivePortal, admin_sign_in, check_page, developer_sign_in, last_mail_link, unique
 from tests.portal_helpers import approved_developer, ensure_default_portal
 from tests.unit.dcr.fakes.okta import API_TOKEN, ISSUER, FakeOkta
 from tests.unit.dcr.fakes.okta_spec import SPEC_DIR, load_okta_specs
@@ -367,11 +367,7 @@ async def test_second_client_secret_add_revoke_refresh(page: Any, live_portal: L
     try:
         ids = await _publish_okta(live)
         dev = await approved_developer(live.runtime, password="correct horse battery")
-        await page.goto("/login")
-        await page.get_by_label("Email").fill(dev.email)
-        await page.get_by_label("Password").fill("correct horse battery")
-        await page.get_by_role("button", name="Sign in").click()
-        await page.wait_for_url("**/apps")
+        await developer_sign_in(page, dev.email, "correct horse battery")
 
         await page.goto(f"/apps/new?strategy={ids['strategy']}")
         await page.get_by_label("App name").fill("orders-sync")
@@ -452,11 +448,7 @@ async def test_session_renewal_in_the_browser(page: Any, live_portal: LivePortal
     live = live_portal
     ids = await _publish_for_developers(live)
     dev = await approved_developer(live.runtime, password="correct horse battery")
-    await page.goto("/login")
-    await page.get_by_label("Email").fill(dev.email)
-    await page.get_by_label("Password").fill("correct horse battery")
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url("**/apps")
+    await developer_sign_in(page, dev.email, "correct horse battery")
     jar = {c["name"]: c for c in await page.context.cookies()}
     assert jar["portalrefreshtoken"]["path"] == "/" and jar["portalrefreshtoken"]["httpOnly"]
     assert jar["portalrefreshtoken"]["sameSite"] == "Lax"
@@ -500,11 +492,7 @@ async def test_long_names_fit_and_pages_work_without_scripts(page: Any, chromium
     ids = await _publish_for_developers(live)
     dev = await approved_developer(live.runtime, password="correct horse battery")
     long_name = "shipping-" + "x" * 110
-    await page.goto("/login")
-    await page.get_by_label("Email").fill(dev.email)
-    await page.get_by_label("Password").fill("correct horse battery")
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url("**/apps")
+    await developer_sign_in(page, dev.email, "correct horse battery")
     await page.goto(f"/apps/new?strategy={ids['strategy']}")
     await page.get_by_label("App name").fill(long_name)
     await page.get_by_role("button", name="Create app").click()
@@ -519,11 +507,7 @@ async def test_long_names_fit_and_pages_work_without_scripts(page: Any, chromium
     try:
         nojs = await context.new_page()
         nojs.set_default_timeout(15_000)
-        await nojs.goto("/login")
-        await nojs.get_by_label("Email").fill(dev.email)
-        await nojs.get_by_label("Password").fill("correct horse battery")
-        await nojs.get_by_role("button", name="Sign in").click()
-        await nojs.wait_for_url("**/apps")
+        await developer_sign_in(nojs, dev.email, "correct horse battery")
         await nojs.goto(app_path)
         await nojs.get_by_label("Name of the new key").fill("CI")
         await nojs.get_by_role("button", name="Create an API key").click()
