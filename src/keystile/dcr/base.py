@@ -632,6 +632,8 @@ class BaseProvider:
                 response.extensions["keystile_attempt"] = attempt
                 return response
             err = self.status_error(operation, response, idempotent=idempotent, known=known)
+            if landed:  # an earlier attempt may have been carried out, whatever this one was answered
+                err.extra["may_have_landed"] = True
             self._log(operation, method, path, status, sent_at, attempt, err.idp_request_id)
             if status == 429 and err.retry_after is not None:
                 delay = err.retry_after

@@ -323,13 +323,13 @@ def store_client_update(
     secret_handles: dict[str, SecretStr],
     metadata: dict[str, Any],
 ) -> None:
-    """Merge what the IdP returned into the row: a field absent from an answer never erases a stored one. New
-    secret handles (a fresh registration access token) end the doubt `mark_handles_uncertain` recorded."""
+    """Merge what the IdP returned into the row: a field absent from an answer never erases a stored one. A fresh
+    registration access token ends the doubt `mark_handles_uncertain` recorded."""
     if handles:
         app.handles = {**(app.handles or {}), **handles}
+    if "registration_access_token" in secret_handles and (app.handles or {}).get(RAT_UNCERTAIN):
+        app.handles = {k: v for k, v in (app.handles or {}).items() if k != RAT_UNCERTAIN}
     if secret_handles:
-        if (app.handles or {}).get(RAT_UNCERTAIN):
-            app.handles = {k: v for k, v in (app.handles or {}).items() if k != RAT_UNCERTAIN}
         secrets = dict(app.secrets or {})
         for key, value in secret_handles.items():
             field = f"secret_handles.{key}"
@@ -787,7 +787,15 @@ async def _rotating_update(
     """The update that rotates the secret (curity; rfc7591 with `rotates_secret_on_put`), in the request. The IdP
     sees the application with the changes `apply` makes, while no change is pending and no transaction is open (a
     slow IdP must not hold the database's locks); the caller applies them again once the IdP said yes. Returns what
-    the IdP answered (None: nothing to store), its `client_secret` None when nothing was rotated."""
+    the IdP answered (None: nothing to store), its `client_secret` None when nothing was rotated.
+
+    Raises:
+        ProviderError: the IdP refused or did not answer; nothing of the PATCH is kept (an unknown outcome flags
+            the application, `mark_handles_uncertain`).
+        ConflictError: the application was deleted while the IdP was updated (its queued deregister then takes
+            what the IdP issued).
+    """
+    app_id = app.id
     with ctx.session.no_autoflush:
         apply(app)
         meta = await app_metadata(ctx, app)
@@ -797,12 +805,20 @@ async def _rotating_update(
     try:
         result = await adapter.on_event(ref, HookEvent("update_application", meta))
     except ProviderError as exc:
-        await ctx.session.refresh(app)
-        if exc.extra.get("needs_attention"):  # nothing of the PATCH is kept but the doubt the lost answer left
-            mark_handles_uncertain(app)
+        result = exc.extra.get("update")  # the PUT landed without a new secret: its new RAT is kept, the PATCH too
+        if result is None:
+            row = await ctx.session.get(Application, app_id, populate_existing=True)
+            if row is not None and exc.extra.get("needs_attention"):
+                mark_handles_uncertain(row)
+                await ctx.session.commit()
+            raise
+    row = await ctx.session.get(Application, app_id, populate_existing=True)
+    if row is None or row.status != "active":
+        if row is not None and result is not None:
+            store_client_update(ctx, row, result.handles, result.secret_handles, result.metadata)
+            await outbox.renew_deregister(ctx, client_ref(ctx, row))
             await ctx.session.commit()
-        raise
-    await ctx.session.refresh(app)
+        raise ConflictError("this application was deleted while its identity provider was being updated")
     return result
 
 

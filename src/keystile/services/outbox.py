@@ -32,11 +32,12 @@ from typing import Any
 
 from pydantic import SecretStr
 from sqlalchemy import delete, select
+from sqlalchemy import update as sql_update
 
 from keystile.dcr.base import DcrProvider as Adapter
 from keystile.dcr.naming import tag
 from keystile.dcr.types import ClientRef, HookEvent, ProbeResult, StrategyInfo
-from keystile.domain.errors import ConfigurationError, KeystileError, NotFoundError, ProviderError
+from keystile.domain.errors import ConfigurationError, ConflictError, KeystileError, NotFoundError, ProviderError
 from keystile.domain.listing import ListQuery, ListSpec, Page
 from keystile.domain.time import rfc3339
 from keystile.services import audit, idempotency, installation
@@ -62,6 +63,7 @@ __all__ = [
     "list_operations",
     "may_have_landed",
     "ref_parts",
+    "renew_deregister",
     "retry",
     "run_due",
     "run_one",
@@ -185,6 +187,22 @@ def enqueue_deregister(
     )
 
 
+async def renew_deregister(ctx: Ctx, ref: ClientRef) -> None:
+    """A queued deregister of `ref.application_id` takes the client handles of `ref` (the IdP issued new ones, e.g. a
+    new registration access token, after the delete was queued). Part of the caller's transaction."""
+    payload, secrets = ref_parts(ref)
+    rows = await ctx.session.execute(
+        select(IdpOperation).where(
+            IdpOperation.application_id == ref.application_id,
+            IdpOperation.operation == "deregister",
+            IdpOperation.status.in_(("pending", "stuck")),
+        )
+    )
+    for row in rows.scalars():
+        row.payload = {**row.payload, **payload}
+        row.secrets = {k: ctx.vault.encrypt(v, table=TABLE, row_id=row.id, field=k) for k, v in secrets.items() if v}
+
+
 def enqueue_event(
     ctx: Ctx,
     app: Application,
@@ -241,8 +259,11 @@ async def list_operations(ctx: Ctx, query: ListQuery) -> Page:
     return Page([view(r[0]) for r in rows], query.page_number, query.page_size, total)
 
 
-async def _get_row(ctx: Ctx, op_id: uuid.UUID) -> IdpOperation:
-    row = await ctx.session.get(IdpOperation, op_id)
+async def _get_row(ctx: Ctx, op_id: uuid.UUID, *, to_change: bool = False) -> IdpOperation:
+    """The entry; `to_change`: not while it is being carried out (PostgreSQL: wait for its row lock; SQLite: 409)."""
+    if to_change and op_id in _running(ctx.runtime):
+        raise ConflictError("this operation is being carried out now; look again in a moment")
+    row = await ctx.session.get(IdpOperation, op_id, with_for_update=to_change, populate_existing=to_change)
     if row is None:
         raise NotFoundError()
     return row
@@ -254,7 +275,7 @@ async def get(ctx: Ctx, op_id: uuid.UUID) -> dict[str, Any]:
 
 async def retry(ctx: Ctx, op_id: uuid.UUID) -> dict[str, Any]:
     """Admin: run the entry again now, with a fresh 24 h window (202)."""
-    row = await _get_row(ctx, op_id)
+    row = await _get_row(ctx, op_id, to_change=True)
     row.status = "pending"
     row.next_attempt_at = _now()
     row.first_failed_at = None
@@ -268,7 +289,7 @@ async def retry(ctx: Ctx, op_id: uuid.UUID) -> dict[str, Any]:
 
 async def give_up(ctx: Ctx, op_id: uuid.UUID) -> None:
     """Admin: forget the entry. A pending application delete becomes final locally; audited as a known orphan."""
-    row = await _get_row(ctx, op_id)
+    row = await _get_row(ctx, op_id, to_change=True)
     changes: dict[str, Any] = {
         "operation": {"from": row.operation, "to": None},
         "known_orphan": {"from": None, "to": {"client_id": row.client_id, "dcr_provider_id": _s(row.dcr_provider_id)}},
@@ -370,23 +391,41 @@ async def _adapter(ctx: Ctx, row: IdpOperation) -> Adapter:
     return adapter_for(ctx, provider)
 
 
+def _running(runtime: Runtime) -> set[uuid.UUID]:
+    """The entries this process is carrying out now."""
+    running: set[uuid.UUID] = runtime.extras.setdefault("outbox_running", set())
+    return running
+
+
 async def _execute(runtime: Runtime, op_id: uuid.UUID) -> str:
-    async with runtime.unit(SYSTEM) as ctx:
-        row = await ctx.session.get(IdpOperation, op_id)
-        if row is None or row.status != "pending":
-            return "done"
-        row.attempts += 1
-        await ctx.session.commit()  # the attempt is on record; the lease, not a transaction, keeps the entry ours
-        try:
-            outcome = await _perform(ctx, row)
-        except ProviderError as exc:
-            return await _failed(ctx, row, exc, retryable=exc.retryable or exc.outcome_unknown)
-        except (ConfigurationError, KeystileError) as exc:
-            return await _failed(ctx, row, exc, retryable=False)
-        if outcome == "done":
-            await ctx.session.delete(row)
-        await ctx.session.commit()
-        return outcome
+    """Carry out one claimed entry. On PostgreSQL its row stays locked until the end, IdP call included (claims skip
+    it; an admin's retry or give-up waits for it); reads hold no locks there. On SQLite a lock is the whole
+    database's: the attempt is recorded and committed first, the IdP is waited on with no transaction open, and the
+    entry is guarded in this process (SQLite runs one control plane) so a retry or give-up cannot cut in."""
+    running = _running(runtime)
+    if op_id in running:
+        return "busy"
+    running.add(op_id)
+    try:
+        async with runtime.unit(SYSTEM) as ctx:
+            row = await ctx.session.get(IdpOperation, op_id, with_for_update=True, populate_existing=True)
+            if row is None or row.status != "pending":
+                return "done"
+            row.attempts += 1
+            if runtime.engine.dialect.name == "sqlite":
+                await ctx.session.commit()
+            try:
+                outcome = await _perform(ctx, row)
+            except ProviderError as exc:
+                return await _failed(ctx, row, exc, retryable=exc.retryable or exc.outcome_unknown)
+            except (ConfigurationError, KeystileError) as exc:
+                return await _failed(ctx, row, exc, retryable=False)
+            if outcome == "done":
+                await ctx.session.delete(row)
+            await ctx.session.commit()
+            return outcome
+    finally:
+        running.discard(op_id)
 
 
 async def _failed(ctx: Ctx, row: IdpOperation, exc: KeystileError, *, retryable: bool) -> str:
@@ -451,14 +490,23 @@ async def _event(ctx: Ctx, row: IdpOperation) -> str:
     try:
         update = await adapter.on_event(ref, event)
     except ProviderError as exc:
-        if exc.extra.get("needs_attention"):  # kept: `_failed` commits this session
-            applications.mark_handles_uncertain(app)
-        raise
+        update = exc.extra.get("update")  # the PUT landed, without the secret a rotating server should send
+        if update is None:
+            if exc.extra.get("needs_attention"):  # kept: `_failed` commits this session
+                applications.mark_handles_uncertain(await _reread(ctx, app))
+            raise
     if update is not None:
+        app = await _reread(ctx, app)  # merged into the row as it is now, not as it was before the wait
         applications.store_client_update(ctx, app, update.handles, update.secret_handles, update.metadata)
         if update.client_secret is not None:
             app.needs_attention = True  # a rotation nobody can be shown; the developer must refresh the secret
     return "done"
+
+
+async def _reread(ctx: Ctx, app: Application) -> Application:
+    """`app` read again (another request may have changed it while the IdP was waited on); the loaded one if it
+    is gone meanwhile (its changes then go nowhere)."""
+    return await ctx.session.get(Application, app.id, populate_existing=True) or app
 
 
 async def _sweep(ctx: Ctx, row: IdpOperation) -> str:
@@ -491,19 +539,20 @@ async def _probe(ctx: Ctx, row: IdpOperation) -> str:
         token_post_args_names=tuple(payload.get("token_post_args_names") or ()),
         token_post_args_values=tuple(payload.get("token_post_args_values") or ()),
     )
-    cred = await ctx.session.get(Credential, uuid.UUID(payload["credential_row_id"]))
+    cred_id = uuid.UUID(payload["credential_row_id"])
     await ctx.before_idp_call()
     try:
         result = await adapter.probe(row.client_id or "", secret, strategy)
     except ProviderError as exc:
         result, row.last_error = ProbeResult.REJECTED, str(exc)
-    if result is not ProbeResult.REJECTED:
-        if cred is not None:
-            cred.status = "active"
-        return "done"
-    if _now() - row.created_at >= PROBE_WINDOW:
-        if cred is not None:
-            cred.status = "failed"
+    if result is not ProbeResult.REJECTED or _now() - row.created_at >= PROBE_WINDOW:
+        # only a credential still waiting on its probe: one revoked or replaced meanwhile stays so
+        settled = "active" if result is not ProbeResult.REJECTED else "failed"
+        await ctx.session.execute(
+            sql_update(Credential)
+            .where(Credential.id == cred_id, Credential.status == "pending")
+            .values(status=settled)
+        )
         return "done"
     row.next_attempt_at = _now() + timedelta(seconds=PROBE_INTERVAL)
     return "kept"

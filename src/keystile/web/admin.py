@@ -639,9 +639,10 @@ async def audit_log(request: Request) -> Response:
         except ValueError:
             form.errors[name] = "Give a date as YYYY-MM-DD, e.g. 2026-11-28"
             continue
-        # "until" a day includes all of it: events before the next day's midnight (UTC)
-        bound, op = (day, "gte") if name == "since" else (day + timedelta(days=1), "lt")
-        params.append((f"filter[created_at][{op}]", f"{bound.isoformat()}T00:00:00Z"))
+        if name == "since":
+            params.append(("filter[created_at][gte]", f"{day.isoformat()}T00:00:00Z"))
+        elif day < date.max:  # "until" a day includes all of it: events before the next day's midnight (UTC)
+            params.append(("filter[created_at][lt]", f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z"))
     if form.errors:
         base = "/admin/audit?" + urlencode(values)
         return _render(request, "admin/audit.html", {"form": form, "page": None, "base": base}, status=400)

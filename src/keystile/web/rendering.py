@@ -236,6 +236,8 @@ def _confirm_page(request: Request, exc: ConfirmRequired) -> HTMLResponse:
     referer = request.headers.get("referer", "")
     origin = f"{request.url.scheme}://{request.url.netloc}"
     back = referer[len(origin) :] if referer.startswith(origin + "/") else None
+    if back and (back.startswith("//") or "\\" in back):  # `//host/…` would leave the site
+        back = None
     home = "/admin/" if request.url.path.startswith("/admin") else "/"
     context = {"question": exc.question, "fields": exc.fields, "action": request.url.path, "back": back or home}
     return render(request, "confirm.html", context)

@@ -31,6 +31,7 @@ class FakeIdp:
 
     def __init__(self, register: str = "ok", delete_status: int = 204) -> None:
         self.register = register
+        self.put = "503"  # or "no_secret": the PUT is carried out and answers a new RAT but no client_secret
         self.delete_status = delete_status
         self.requests: list[httpx.Request] = []
         self.clients: dict[str, dict[str, str]] = {}
@@ -75,10 +76,24 @@ class FakeIdp:
             )
         if request.method == "PUT" and request.url.path.startswith("/reg/"):
             self.puts += 1
+            client_id = request.url.path.rsplit("/", 1)[1]
+            if self.put == "no_secret":
+                assert request.headers["authorization"] == f"Bearer {self.clients[client_id]['rat']}"
+                self.clients[client_id]["rat"] = f"rat{self.puts}-{client_id}"
+                body = json.loads(request.content)
+                return httpx.Response(
+                    200,
+                    json={
+                        **body,
+                        "registration_access_token": self.clients[client_id]["rat"],
+                        "registration_client_uri": f"{ISSUER}/reg/{client_id}",
+                    },
+                )
             return httpx.Response(503, json={"error": "temporarily_unavailable", "error_description": "maintenance"})
         if request.method == "DELETE" and request.url.path.startswith("/reg/"):
             client_id = request.url.path.rsplit("/", 1)[1]
-            assert request.headers["authorization"] == f"Bearer rat-{client_id}"
+            rat = self.clients.get(client_id, {}).get("rat", f"rat-{client_id}")
+            assert request.headers["authorization"] == f"Bearer {rat}"
             if self.delete_status == 204:
                 self.clients.pop(client_id, None)
             return httpx.Response(self.delete_status)
@@ -197,3 +212,28 @@ async def test_rotations_that_fail_at_the_idp_change_nothing(api, fake_idp):
     assert row.redirect_uri is None
     assert row.credentials_not_before is None
     assert row.status == "active"
+
+
+async def test_a_rotating_patch_whose_put_landed_without_a_secret_keeps_the_change_and_the_new_token(api, fake_idp):
+    """The server was configured to rotate on PUT but answered without a secret: the PUT was carried out (new
+    redirect URI and registration access token at the IdP), so the PATCH is kept with the new token, without
+    `credentials`; the delete later uses that token."""
+    provider = {**PROVIDER, "dcr_config": {**PROVIDER["dcr_config"], "rotates_secret_on_put": True}}
+    world = await make_world(api.runtime, api.client, provider=provider)
+    created = await api.client.post("/api/v2/applications", json={"name": "billing"}, headers=world.as_dev())
+    assert created.status_code == 201, created.text
+    app_id = created.json()["id"]
+    fake_idp.put = "no_secret"
+    patched = await api.client.patch(
+        f"/api/v2/applications/{app_id}",
+        json={"name": "billing web", "redirect_uri": "https://app.example.com/cb"},
+        headers=world.as_dev(),
+    )
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert (body["name"], body["redirect_uri"]) == ("billing web", "https://app.example.com/cb")
+    assert "credentials" not in body
+    deleted = await api.client.delete(f"/api/v2/applications/{app_id}", headers=world.as_dev())
+    assert deleted.status_code == 204
+    assert fake_idp.clients == {}  # the DELETE carried the RAT the PUT issued (the fake checks it)
+    assert await operations(api.runtime) == []

@@ -133,3 +133,25 @@ async def test_a_slow_idp_blocks_no_other_write(scene: Scene) -> None:
     )
     assert deleted.status_code == 204, deleted.text
     assert (await client.get(f"/v2/applications/{app_id}")).status_code == 404  # the IdP agreed: the row is gone
+
+
+async def test_an_entry_being_carried_out_cannot_be_retried_or_given_up(scene: Scene) -> None:
+    """With no transaction holding the entry while the IdP is waited on, an admin's retry or give-up in that moment
+    is refused (409) instead of running the entry twice or deleting it under the runner."""
+    client, dev = scene.client, scene.world.as_dev()
+    created = await client.post("/api/v2/applications", json={"name": "held"}, headers=dev)
+    app_id = created.json()["id"]
+    scene.gate.match, scene.gate.reached, scene.gate.opened = ("DELETE", "/register"), asyncio.Event(), asyncio.Event()
+    deleting = asyncio.ensure_future(client.delete(f"/api/v2/applications/{app_id}", headers=dev))
+    await asyncio.wait_for(scene.gate.reached.wait(), 10)
+    [op] = (await client.get("/v2/idp-operations")).json()["data"]
+    retried = await client.post(f"/v2/idp-operations/{op['id']}/retry")
+    assert retried.status_code == 409, retried.text
+    assert "being carried out now" in retried.json()["detail"]
+    given_up = await client.delete(f"/v2/idp-operations/{op['id']}")
+    assert given_up.status_code == 409, given_up.text
+    scene.gate.opened.set()
+    scene.gate.match = None
+    assert (await deleting).status_code == 204
+    assert (await client.get("/v2/idp-operations")).json()["data"] == []  # carried out once, then gone
+    assert (await client.get(f"/v2/applications/{app_id}")).status_code == 404

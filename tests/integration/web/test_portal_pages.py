@@ -8,6 +8,7 @@ import socket
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -266,6 +267,14 @@ async def test_new_app_shows_the_key_once_then_detail_request_revoke_delete(brow
     assert "Please confirm" in asked.text
     assert re.search(r"<p>Revoke (first key|CI)\? Calls made with it will fail\.</p>", asked.text)
     assert len(re.findall(r"/revoke\"", (await browser.get(proceed)).text)) == 2
+    assert f'href="{proceed}"' not in asked.text  # no Referer sent: Cancel goes to the start page
+    for referer, back in ((f"http://testserver{proceed}", proceed), ("http://testserver//evil.example/x", "/")):
+        page = await browser.client.post(
+            revoke,
+            content=urlencode(form_fields(detail.text, revoke)),
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Referer": referer},
+        )
+        assert f'<a class="button secondary" href="{back}">Cancel</a>' in page.text  # never off the site
     revoked = await browser.post(revoke, form_fields(asked.text, revoke))  # "Yes, continue"
     assert revoked.status_code == 303
     assert "revoked" in (await browser.get(proceed)).text

@@ -401,6 +401,28 @@ async def test_read_timeout_on_a_create_is_outcome_unknown_and_not_retried():
     assert caught.value.timed_out
 
 
+async def test_a_refusal_after_an_attempt_that_may_have_landed_still_may_have_landed():
+    """A DELETE whose first attempt timed out (it may have been carried out) and whose retry was refused (403):
+    the error says it may have landed, so a later 401 can be read as "already gone"; a refusal alone does not."""
+    answers = iter([httpx.ReadTimeout("timed out"), httpx.Response(403, json={"error": "access_denied"})])
+
+    def flaky(request):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise httpx.ReadTimeout("timed out", request=request)
+        return answer
+
+    adapter = make(flaky)
+    with pytest.raises(ProviderError) as caught:
+        await adapter.request("deregister", "DELETE", "https://idp.test/r/1", idempotent=True)
+    assert (caught.value.status, caught.value.may_have_landed) == (403, True)
+
+    adapter = make(lambda request: httpx.Response(403, json={"error": "access_denied"}))
+    with pytest.raises(ProviderError) as caught:
+        await adapter.request("deregister", "DELETE", "https://idp.test/r/1", idempotent=True)
+    assert (caught.value.status, caught.value.may_have_landed) == (403, False)
+
+
 async def test_decoding_errors_are_invalid_responses():
     def garbled(request):
         raise httpx.DecodingError("bad gzip", request=request)
